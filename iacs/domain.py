@@ -106,7 +106,7 @@ _ID_PATTERN = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
 
 
 def normalize_identifier(raw: str) -> str:
-    """Digits of a TIN/EIN or NPI; ORG-2 keys an organization by them, so '12-3456789' == '123456789'."""
+    """Digits of a TIN/EIN or NPI: ORG-2 keys an organization by them (12-3456789 is 123456789)."""
     return re.sub(r"\D", "", raw or "")
 
 

@@ -1,4 +1,4 @@
-"""Running a server as a child process: free ports, readiness against a deadline, log tails, clean stop.
+"""Running a server as a child process: free ports, readiness by deadline, log tails, clean stop.
 
 Both launchers (slapd and Keycloak) use this so that a server that fails to start is reported the
 same way, with the tail of its log, and never leaves a process behind.
