@@ -151,7 +151,9 @@ def may_submit(requester: Actor, request: Request, facts: Facts) -> Decision:
         checks.append(lambda: _submit_surrogate_association(requester, request, facts))
     if kind is RequestKind.INDIVIDUAL_PRACTITIONER:
         checks.append(lambda: _submit_practitioner(facts))
-    return _first_deny(checks) or allow("DEC-4", f"{_kind_label(kind)} request accepted for review")
+    return _deny_wins(
+        checks, lambda: allow("DEC-4", f"{_kind_label(kind)} request accepted for review")
+    )
 
 
 def _submit_duplicate(request: Request, facts: Facts) -> Decision | None:
@@ -241,11 +243,12 @@ def _submit_surrogate_exists(facts: Facts, rule: str) -> Decision | None:
 
 
 def _submit_surrogate_end_user(facts: Facts) -> Decision | None:
-    return _submit_surrogate_exists(facts, "SUG-5") or (
-        None
-        if facts.group_has_administrator
-        else deny("SUG-1", "this Surrogate User Group has no approved UGA yet")
-    )
+    missing = _submit_surrogate_exists(facts, "SUG-5")
+    if missing is not None:
+        return missing
+    if not facts.group_has_administrator:
+        return deny("SUG-1", "this Surrogate User Group has no approved UGA yet")
+    return None
 
 
 def _submit_surrogate_association(
@@ -287,7 +290,7 @@ def may_decide(actor: Actor, request: Request, facts: Facts, now: datetime) -> D
         lambda: _decide_organization_ready(request, facts),
         lambda: _decide_group_ready(request, facts),
     ]
-    return _first_deny(checks) or _decider_authority(actor, request, facts)
+    return _deny_wins(checks, lambda: _decider_authority(actor, request, facts))
 
 
 def _decide_once(request: Request) -> Decision | None:
@@ -504,11 +507,10 @@ def may_recertify(
     if request.status is not RequestStatus.APPROVED or request.ended_at is not None:
         return deny("LC-3", "only a current, approved role can be recertified")
     pending_view = _as_pending(request)
-    authority = _first_deny(
-        [
-            lambda: _decide_organization_ready(pending_view, facts),
-        ]
-    ) or _decider_authority(actor, pending_view, facts)
+    authority = _deny_wins(
+        [lambda: _decide_organization_ready(pending_view, facts)],
+        lambda: _decider_authority(actor, pending_view, facts),
+    )
     if authority.allowed:
         return allow("LC-3", "you could approve this role, so you may recertify it")
     return deny("LC-3", authority.reason)
@@ -597,12 +599,19 @@ def _as_pending(request: Request) -> Request:
     return replace(request, status=RequestStatus.PENDING)
 
 
-def _first_deny(checks: Iterable[Callable[[], Decision | None]]) -> Decision | None:
+def _deny_wins(
+    checks: Iterable[Callable[[], Decision | None]], authority: Callable[[], Decision]
+) -> Decision:
+    """Run the prohibitions first; the first deny is the answer, else ask who has authority.
+
+    A ``Decision`` is falsy when it denies, so never chain decisions with ``or``: that would let
+    a deny fall through to an allow.
+    """
     for check in checks:
         decision = check()
         if decision is not None and not decision.allowed:
             return decision
-    return None
+    return authority()
 
 
 def _kind_label(kind: RequestKind) -> str:
