@@ -1,0 +1,1 @@
+"""Tests of the sync worker: pure projection and diff, and against real servers."""
