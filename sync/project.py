@@ -191,9 +191,10 @@ def project(snapshot: DirectorySnapshot, catalogue: Catalogue) -> DesiredState:
     skipped: list[SkippedMembership] = []
     cache: dict[Membership, Affiliation | str] = {}
 
-    for username in sorted(snapshot.people):
+    for person in sorted(snapshot.people):
+        username = person.lower()  # Keycloak keeps usernames in lower case
         paths: set[str] = set()
-        for membership in snapshot.people[username]:
+        for membership in snapshot.people[person]:
             found = cache.get(membership)
             if found is None:
                 try:
@@ -208,7 +209,7 @@ def project(snapshot: DirectorySnapshot, catalogue: Catalogue) -> DesiredState:
                 leaves[found.path] = leaf_group(found, catalogue)
             paths.add(found.path)
         if paths:
-            memberships[username] = frozenset(paths)
+            memberships[username] = memberships.get(username, frozenset()) | paths
 
     groups: dict[str, DesiredGroup] = {TOP_PATH: DesiredGroup(path=TOP_PATH)}
     for path in sorted(leaves):

@@ -1,0 +1,178 @@
+"""Apply a plan to Keycloak: the only code of the worker that writes to the admin API.
+
+Every write is idempotent ("already exists" and "already gone" are success), so a plan that was
+interrupted can simply be planned again from a fresh read. Writes of one kind run side by side
+on the gateway's pool; kinds run in the plan's order (parents before children, memberships
+removed before groups deleted, logouts last so a new login cannot pick up the old authority).
+A user who is not in Keycloak even after an exact-username search (which imports a federated
+user) is skipped and reported, never fatal.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import Counter
+from dataclasses import dataclass, field
+from itertools import groupby
+
+from .gateway import PAGE, KeycloakGateway
+from .model import ActualState, DesiredGroup, MemberChange, Plan, RoleMappingChange
+
+log = logging.getLogger("sync.apply")
+BULK_USER_LOOKUP = 50
+"""Above this many unknown usernames, list the realm's users once instead of one search each."""
+
+
+@dataclass
+class ApplyReport:
+    """What an apply did: writes by kind, and what it had to skip."""
+
+    writes: Counter[str] = field(default_factory=Counter)
+    missing_users: list[str] = field(default_factory=list)
+    problems: list[str] = field(default_factory=list)
+
+    @property
+    def total_writes(self) -> int:
+        return sum(self.writes.values())
+
+
+def apply_plan(gateway: KeycloakGateway, plan: Plan, actual: ActualState) -> ApplyReport:
+    """Write ``plan`` (computed against ``actual``) to Keycloak."""
+    before = Counter(gateway.writes)
+    report = ApplyReport()
+    group_ids = {path: group.id for path, group in actual.groups.items()}
+
+    for _, level in groupby(plan.create_groups, key=lambda group: group.path.count("/")):
+        level = list(level)
+        for group, group_id in zip(
+            level,
+            gateway.parallel(lambda g: _create_group(gateway, g, group_ids), level),
+            strict=True,
+        ):
+            group_ids[group.path] = group_id
+
+    gateway.parallel(
+        lambda update: gateway.write(
+            "update_group",
+            lambda: gateway.admin.update_group(
+                group_ids[update.path],
+                {
+                    "name": update.path.rsplit("/", 1)[1],
+                    "attributes": {k: list(v) for k, v in update.attributes.items()},
+                },
+            ),
+        ),
+        plan.update_attributes,
+    )
+
+    for problem in gateway.parallel(
+        lambda change: _change_roles(gateway, change, group_ids[change.path]), plan.role_changes
+    ):
+        if problem:
+            report.problems.append(problem)
+
+    user_ids = dict(actual.user_ids)
+    _resolve_users(gateway, {change.username for change in plan.add_members}, user_ids)
+    report.missing_users = sorted({change.username for change in plan.add_members} - set(user_ids))
+    for username in report.missing_users:
+        log.warning("user not in Keycloak: membership skipped", extra={"username": username})
+
+    def add(change: MemberChange) -> None:
+        if change.username in user_ids:
+            gateway.write(
+                "add_member",
+                lambda: gateway.admin.group_user_add(
+                    user_ids[change.username], group_ids[change.path]
+                ),
+            )
+
+    def remove(change: MemberChange) -> None:
+        gateway.write(
+            "remove_member",
+            lambda: gateway.admin.group_user_remove(
+                user_ids[change.username], group_ids[change.path]
+            ),
+            tolerate=(404,),
+        )
+
+    gateway.parallel(add, plan.add_members)
+    gateway.parallel(remove, plan.remove_members)
+    gateway.parallel(
+        lambda path: gateway.write(
+            "delete_group", lambda: gateway.admin.delete_group(group_ids[path]), tolerate=(404,)
+        ),
+        plan.delete_groups,
+    )
+    gateway.parallel(
+        lambda username: gateway.write(
+            "logout", lambda: gateway.admin.user_logout(user_ids[username]), tolerate=(404,)
+        ),
+        [name for name in plan.logouts if name in user_ids],
+    )
+
+    report.writes = Counter(gateway.writes)
+    report.writes.subtract(before)
+    report.writes = +report.writes
+    return report
+
+
+def _create_group(gateway: KeycloakGateway, group: DesiredGroup, group_ids: dict[str, str]) -> str:
+    payload = {
+        "name": group.name,
+        "attributes": {name: list(values) for name, values in group.attributes.items()},
+    }
+    parent = group_ids.get(group.parent_path) if group.parent_path else None
+    created = gateway.write(
+        "create_group",
+        lambda: gateway.admin.create_group(payload, parent=parent, skip_exists=True),
+    )
+    if created:
+        return created
+    # 409: someone created it since our read; take it as it is (the next run reconciles it).
+    existing = gateway.admin.get_group_by_path(group.path)
+    return existing["id"]
+
+
+def _change_roles(gateway: KeycloakGateway, change: RoleMappingChange, group_id: str) -> str:
+    roles = gateway.client_roles(change.client_id)
+    undefined = sorted((change.add | change.remove) - set(roles))
+    if undefined:
+        message = f"client {change.client_id!r} has no roles {undefined} (realm out of date?)"
+        log.error(message, extra={"group": change.path})
+    client_uuid = gateway.client_uuid(change.client_id)
+    add = [roles[name] for name in sorted(change.add) if name in roles]
+    remove = [roles[name] for name in sorted(change.remove) if name in roles]
+    if add:
+        gateway.write(
+            "add_role_mapping",
+            lambda: gateway.admin.assign_group_client_roles(group_id, client_uuid, add),
+        )
+    if remove:
+        gateway.write(
+            "remove_role_mapping",
+            lambda: gateway.admin.delete_group_client_roles(group_id, client_uuid, remove),
+            tolerate=(404,),
+        )
+    return message if undefined else ""
+
+
+def _resolve_users(gateway: KeycloakGateway, usernames: set[str], user_ids: dict[str, str]) -> None:
+    """Fill ``user_ids`` for ``usernames``: one listing when many are unknown, then searches."""
+    unknown = sorted(usernames - set(user_ids))
+    if len(unknown) > BULK_USER_LOOKUP:
+        wanted = set(unknown)
+        first = 0
+        while True:
+            page = gateway.get("users", first=first, max=PAGE, briefRepresentation="true") or []
+            user_ids.update(
+                {user["username"]: user["id"] for user in page if user["username"] in wanted}
+            )
+            if len(page) < PAGE:
+                break
+            first += PAGE
+        unknown = sorted(usernames - set(user_ids))
+    for username, user_id in zip(
+        unknown, gateway.parallel(gateway.find_user_id, unknown), strict=True
+    ):
+        if user_id:
+            user_ids[username] = user_id

@@ -1,0 +1,170 @@
+"""Fixtures of the sync tests against a real Keycloak.
+
+The Keycloak server comes from the project's ``keycloak`` fixture (``tests/fixtures/keycloak.py``)
+when it provides one; otherwise from ``IACS_TEST_KEYCLOAK_URL`` (a server you started, with the
+master admin ``IACS_TEST_KEYCLOAK_ADMIN``/``IACS_TEST_KEYCLOAK_PASSWORD``); otherwise the server
+tests are skipped. Each test gets a fresh realm with the catalogue's application clients and
+their roles, a stand-in for the realm as code until it can be applied here, and deleted after.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import pytest
+import requests
+from keycloak import KeycloakAdmin
+
+from sync.catalogue import load_catalogue
+from sync.gateway import KeycloakGateway
+
+LOGIN_CLIENT = "sync-test-login"
+PASSWORD = "Correct-Horse-9"
+
+
+@dataclass(frozen=True)
+class KeycloakServer:
+    url: str
+    admin_username: str
+    admin_password: str
+
+
+@pytest.fixture(scope="session")
+def keycloak_server(request: pytest.FixtureRequest) -> KeycloakServer:
+    url = os.environ.get("IACS_TEST_KEYCLOAK_URL")
+    if url:
+        return KeycloakServer(
+            url.rstrip("/"),
+            os.environ.get("IACS_TEST_KEYCLOAK_ADMIN", "admin"),
+            os.environ.get("IACS_TEST_KEYCLOAK_PASSWORD", "admin"),
+        )
+    try:
+        server = request.getfixturevalue("keycloak")
+    except pytest.FixtureLookupError:
+        pytest.skip("no Keycloak: set IACS_TEST_KEYCLOAK_URL or provide the keycloak fixture")
+    return KeycloakServer(
+        str(getattr(server, "url", server)).rstrip("/"),
+        getattr(server, "admin_username", "admin"),
+        getattr(server, "admin_password", "admin"),
+    )
+
+
+@pytest.fixture
+def realm(keycloak_server: KeycloakServer) -> Iterator[str]:
+    """A fresh realm with the catalogue's clients and roles and a public login client."""
+    name = f"sync-{uuid.uuid4().hex[:10]}"
+    master = _master_admin(keycloak_server)
+    catalogue = load_catalogue()
+    clients = [
+        {
+            "clientId": client_id,
+            "publicClient": True,
+            "standardFlowEnabled": False,
+            "directAccessGrantsEnabled": True,
+            "fullScopeAllowed": False,
+        }
+        for client_id in catalogue.applications
+    ]
+    clients.append(
+        {"clientId": LOGIN_CLIENT, "publicClient": True, "directAccessGrantsEnabled": True}
+    )
+    master.create_realm(
+        {
+            "realm": name,
+            "enabled": True,
+            "clients": clients,
+            "roles": {
+                "client": {
+                    client_id: [{"name": role} for role in app.roles]
+                    for client_id, app in catalogue.applications.items()
+                }
+            },
+        }
+    )
+    try:
+        yield name
+    finally:
+        master.delete_realm(name)
+
+
+def _master_admin(server: KeycloakServer, realm_name: str = "master") -> KeycloakAdmin:
+    return KeycloakAdmin(
+        server_url=server.url + "/",
+        username=server.admin_username,
+        password=server.admin_password,
+        realm_name=realm_name,
+        user_realm_name="master",
+    )
+
+
+@pytest.fixture
+def gateway(keycloak_server: KeycloakServer, realm: str) -> KeycloakGateway:
+    """The sync worker's gateway to the test realm (the master admin stands in for iacs-sync)."""
+    return KeycloakGateway(_master_admin(keycloak_server, realm), workers=4)
+
+
+@pytest.fixture
+def make_users(gateway: KeycloakGateway):
+    """Create Keycloak users directly: a stand-in for LDAP federation (user accounts only)."""
+
+    def make(*usernames: str) -> dict[str, str]:
+        ids = {}
+        for username in usernames:
+            ids[username] = gateway.admin.create_user(
+                {
+                    "username": username,
+                    "enabled": True,
+                    "email": f"{username}@example.test",
+                    "emailVerified": True,
+                    "firstName": username.title(),
+                    "lastName": "Test",
+                    "credentials": [{"type": "password", "value": PASSWORD, "temporary": False}],
+                },
+                exist_ok=True,
+            )
+        return ids
+
+    return make
+
+
+@pytest.fixture
+def login(keycloak_server: KeycloakServer, realm: str):
+    """Password-grant login: returns the token response (access and refresh token)."""
+
+    def token(username: str, client_id: str = LOGIN_CLIENT) -> dict:
+        response = requests.post(
+            f"{keycloak_server.url}/realms/{realm}/protocol/openid-connect/token",
+            data={
+                "grant_type": "password",
+                "client_id": client_id,
+                "username": username,
+                "password": PASSWORD,
+                "scope": "openid",
+            },
+            timeout=30,
+        )
+        response.raise_for_status()
+        return response.json()
+
+    return token
+
+
+@pytest.fixture
+def refresh(keycloak_server: KeycloakServer, realm: str):
+    """Use a refresh token; returns the raw response (400 once the session has ended)."""
+
+    def use(refresh_token: str, client_id: str = LOGIN_CLIENT) -> requests.Response:
+        return requests.post(
+            f"{keycloak_server.url}/realms/{realm}/protocol/openid-connect/token",
+            data={
+                "grant_type": "refresh_token",
+                "client_id": client_id,
+                "refresh_token": refresh_token,
+            },
+            timeout=30,
+        )
+
+    return use
