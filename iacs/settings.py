@@ -12,13 +12,19 @@ import os
 from pathlib import Path
 from typing import Annotated
 
-from pydantic import BaseModel, Field, SecretStr, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DN = Annotated[str, Field(min_length=3, pattern=r"^[A-Za-z][\w-]*=.+")]
 
 
-class LdapSettings(BaseModel):
+class _Section(BaseModel):
+    """A settings section: a misspelt variable is an error, not a silently ignored value."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+class LdapSettings(_Section):
     """Where the directory is and how each process binds to it."""
 
     url: str = "ldap://127.0.0.1:3389"
@@ -39,6 +45,8 @@ class LdapSettings(BaseModel):
     """Service account Keycloak's user federation binds with: writes people only."""
     keycloak_bind_password: SecretStr = SecretStr("keycloak-dev-secret")
     """Password of Keycloak's federation account."""
+    root_password: SecretStr | None = None
+    """Password of the directory's root DN; only the directory server and its bootstrap use it."""
     timeout_seconds: float = Field(default=5.0, gt=0, le=120)
     """Connect and receive timeout for every LDAP operation."""
 
@@ -50,7 +58,7 @@ class LdapSettings(BaseModel):
         return value
 
 
-class KeycloakSettings(BaseModel):
+class KeycloakSettings(_Section):
     """Where Keycloak is and the realm the system manages."""
 
     url: str = "http://127.0.0.1:8080"
@@ -78,7 +86,7 @@ class KeycloakSettings(BaseModel):
         return f"{(self.public_url or self.url).rstrip('/')}/realms/{self.realm}"
 
 
-class PortalSettings(BaseModel):
+class PortalSettings(_Section):
     """The Flask approval portal."""
 
     secret_key: SecretStr = SecretStr("dev-only-change-me-0123456789abcdef")
@@ -106,7 +114,7 @@ class PortalSettings(BaseModel):
         return value
 
 
-class SyncSettings(BaseModel):
+class SyncSettings(_Section):
     """The sync worker."""
 
     poll_interval_seconds: float = Field(default=0.2, gt=0, le=60)

@@ -1,0 +1,43 @@
+#!/usr/bin/env bash
+# Everything a fresh Debian machine needs to run the stack and the tests. Idempotent and quick
+# when already done: each step checks before it installs.
+#   - Debian packages: slapd, ldap-utils (the directory), chromium (browser tests),
+#     a Java runtime and Maven (to fetch and run Keycloak);
+#   - a virtualenv in .venv with the project and its test extras;
+#   - the Keycloak server distribution, fetched with Maven into a cache outside the repo
+#     (~/.cache/iacs, or $IACS_CACHE_DIR) and built once.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+need_apt=()
+command -v slapd >/dev/null 2>&1 || [ -x /usr/sbin/slapd ] || need_apt+=(slapd)
+command -v ldapsearch >/dev/null 2>&1 || need_apt+=(ldap-utils)
+command -v chromium >/dev/null 2>&1 || need_apt+=(chromium)
+command -v java >/dev/null 2>&1 || need_apt+=(openjdk-17-jre-headless)
+command -v mvn >/dev/null 2>&1 || need_apt+=(maven)
+command -v unzip >/dev/null 2>&1 || need_apt+=(unzip)
+if [ ${#need_apt[@]} -gt 0 ]; then
+  echo "setup: installing Debian packages: ${need_apt[*]}"
+  if [ "$(id -u)" -ne 0 ]; then SUDO=sudo; else SUDO=; fi
+  # slapd's postinst must not start a system daemon or ask questions.
+  export DEBIAN_FRONTEND=noninteractive
+  $SUDO apt-get update -qq
+  $SUDO apt-get install -y -qq --no-install-recommends "${need_apt[@]}" >/dev/null
+fi
+
+PY=${PYTHON:-python3}
+if [ ! -x .venv/bin/python ]; then
+  echo "setup: creating .venv"
+  "$PY" -m venv .venv
+fi
+stamp=.venv/.iacs-installed
+if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
+  echo "setup: installing Python packages"
+  .venv/bin/python -m pip install -q --upgrade pip
+  .venv/bin/python -m pip install -q -e '.[test,bench]'
+  touch "$stamp"
+fi
+
+echo "setup: fetching and building Keycloak (cached after the first time)"
+.venv/bin/python -c 'from iacs.stack.keycloak import ensure_distribution; print("setup: keycloak at", ensure_distribution())'
+echo "setup: done"

@@ -1,0 +1,40 @@
+"""Typed settings: validated at start with a message naming each bad field."""
+
+from __future__ import annotations
+
+import pytest
+
+from iacs.settings import SettingsError, known_environment_variables, load_settings
+
+
+def test_defaults_are_valid() -> None:
+    settings = load_settings()
+    assert settings.keycloak.issuer.endswith("/realms/iacs")
+
+
+def test_environment_overrides_nested_fields(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("IACS_KEYCLOAK__REALM", "cms")
+    monkeypatch.setenv("IACS_SYNC__POLL_INTERVAL_SECONDS", "0.5")
+    settings = load_settings()
+    assert settings.keycloak.realm == "cms"
+    assert settings.sync.poll_interval_seconds == 0.5
+
+
+def test_invalid_settings_name_every_bad_field(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("IACS_LDAP__URL", "http://not-ldap")
+    monkeypatch.setenv("IACS_PORTAL__SECRET_KEY", "short")
+    with pytest.raises(SettingsError) as caught:
+        load_settings()
+    message = str(caught.value)
+    assert "IACS_LDAP__URL" in message and "IACS_PORTAL__SECRET_KEY" in message
+
+
+def test_unknown_setting_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("IACS_LDAP__URLL", "ldap://typo")
+    with pytest.raises(SettingsError):
+        load_settings()
+
+
+def test_known_variables_cover_every_field() -> None:
+    assert "IACS_LDAP__BASE_DN" in known_environment_variables()
+    assert "IACS_PORTAL__SECRET_KEY" in known_environment_variables()
