@@ -1,0 +1,105 @@
+"""The approval portal: HTML pages and a JSON API over ``iacs.service``, signed in through Keycloak.
+
+``create_app`` assembles the application from small setup functions; every collaborator that
+talks to a server (the service over the directory, the OIDC client, the bearer-token verifier)
+can be injected, so tests pass in ones bound to their own slapd subtree and Keycloak realm.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Flask
+
+from iacs.settings import Settings, load_settings
+
+MAX_BODY_BYTES = 64 * 1024
+"""Every request body is refused beyond this size (413): no form or API call needs more."""
+
+
+def create_app(
+    settings: Settings | None = None,
+    service: Any = None,
+    oauth_client: Any = None,
+    token_verifier: Any = None,
+    views: Any = None,
+) -> Flask:
+    """Build the portal; anything not injected is built from ``settings``."""
+    settings = settings or load_settings()
+    app = Flask(__name__)
+    app.config["IACS_SETTINGS"] = settings
+    app.config["MAX_CONTENT_LENGTH"] = MAX_BODY_BYTES
+    app.config["SECRET_KEY"] = settings.portal.secret_key.get_secret_value()
+    app.config["JSON_SORT_KEYS"] = False
+
+    _setup_service(app, settings, service, views)
+    _setup_security(app, settings)
+    _setup_auth(app, settings, oauth_client, token_verifier)
+    _setup_routes(app)
+    return app
+
+
+def _setup_service(app: Flask, settings: Settings, service: Any, views: Any) -> None:
+    from iacs.service.views import ViewService
+
+    if service is None:
+        service = build_service(settings)
+    app.extensions["iacs.service"] = service
+    app.extensions["iacs.views"] = views or ViewService(service)
+
+
+def build_service(settings: Settings) -> Any:
+    """The production service: the directory over the portal's bind account, the enrollments."""
+    from datetime import timedelta
+
+    from iacs.directory import Directory
+    from iacs.enrollment import FileEnrollmentSource
+    from iacs.service import AccessService, ServiceConfig
+
+    portal = settings.portal
+    config = ServiceConfig(
+        request_ttl=timedelta(days=portal.request_ttl_days),
+        recertification_period=timedelta(days=portal.recertification_days),
+        blocked_provider_types=frozenset(portal.blocked_provider_types),
+    )
+    directory = Directory.from_settings(settings.ldap)
+    return AccessService(
+        directory, FileEnrollmentSource(portal.enrollment_file), config, on_change=_nudge(settings)
+    )
+
+
+def _nudge(settings: Settings):
+    """After each decision, poke the sync worker so the change reaches Keycloak at once."""
+    url = settings.portal.sync_nudge_url
+    if not url:
+        return None
+
+    def nudge() -> None:
+        import requests
+
+        try:
+            requests.post(url, timeout=1)
+        except requests.RequestException:
+            pass  # the worker's poll of the change feed is the safety net
+
+    return nudge
+
+
+def _setup_security(app: Flask, settings: Settings) -> None:
+    from approval_portal import security
+
+    security.init_app(app, settings)
+
+
+def _setup_auth(app: Flask, settings: Settings, oauth_client: Any, token_verifier: Any) -> None:
+    from approval_portal import auth
+
+    auth.init_app(app, settings, oauth_client, token_verifier)
+
+
+def _setup_routes(app: Flask) -> None:
+    from approval_portal import api, errors, pages
+
+    errors.init_app(app)
+    app.register_blueprint(pages.blueprint)
+    app.register_blueprint(api.blueprint, url_prefix="/api/v1")

@@ -1,4 +1,4 @@
-"""docker-compose.yml cannot run here (no Docker engine): these tests keep it honest by reading it."""
+"""docker-compose.yml cannot run here (no Docker engine); these tests keep it honest."""
 
 from __future__ import annotations
 
