@@ -7,6 +7,7 @@ can be injected, so tests pass in ones bound to their own slapd subtree and Keyc
 
 from __future__ import annotations
 
+import contextlib
 from typing import Any
 
 from flask import Flask
@@ -30,7 +31,9 @@ def create_app(
     app.config["IACS_SETTINGS"] = settings
     app.config["MAX_CONTENT_LENGTH"] = MAX_BODY_BYTES
     app.config["SECRET_KEY"] = settings.portal.secret_key.get_secret_value()
-    app.config["JSON_SORT_KEYS"] = False
+    app.json.sort_keys = False  # type: ignore[attr-defined]
+    app.jinja_env.trim_blocks = True
+    app.jinja_env.lstrip_blocks = True
 
     _setup_service(app, settings, service, views)
     _setup_security(app, settings)
@@ -77,10 +80,9 @@ def _nudge(settings: Settings):
     def nudge() -> None:
         import requests
 
-        try:
+        # The worker's poll of the change feed is the safety net when the nudge is lost.
+        with contextlib.suppress(requests.RequestException):
             requests.post(url, timeout=1)
-        except requests.RequestException:
-            pass  # the worker's poll of the change feed is the safety net
 
     return nudge
 

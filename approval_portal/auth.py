@@ -1,0 +1,232 @@
+"""Sign-in through Keycloak, and who is asking: the browser session or a bearer token.
+
+Browsers sign in with the authorization code flow and PKCE (S256) through authlib's Flask client:
+authlib keeps ``state``, ``nonce`` and the code verifier in the session and checks them on the
+callback; the ID token is verified against the realm's JWKS (signature, ``iss``, ``aud``, ``exp``,
+``nonce``). The session then holds only the username. API clients may instead send
+``Authorization: Bearer <access token>`` issued by the realm to the portal client; it is verified
+the same way (plus ``typ: Bearer``). After sign-in the portal goes back only to a same-origin
+relative path (no open redirect).
+"""
+
+from __future__ import annotations
+
+import functools
+import re
+import time
+from collections.abc import Callable
+from typing import Any
+from urllib.parse import urlencode, urlsplit
+
+from authlib.integrations.base_client import OAuthError
+from authlib.integrations.flask_client import OAuth
+from flask import (
+    Blueprint,
+    Flask,
+    abort,
+    current_app,
+    g,
+    redirect,
+    request,
+    session,
+    url_for,
+)
+from joserfc import jwt
+from joserfc.errors import InvalidKeyIdError, JoseError
+from joserfc.jwk import KeySet
+
+from iacs.settings import Settings
+
+blueprint = Blueprint("auth", __name__, url_prefix="/auth")
+
+SIGNING_ALGORITHMS = ["RS256", "RS384", "RS512", "PS256", "ES256", "ES384"]
+_CONTROL = re.compile(r"[\x00-\x1f\x7f\\]")
+
+
+class InvalidToken(Exception):
+    """A bearer token that is malformed, badly signed, expired or meant for someone else."""
+
+
+def init_app(
+    app: Flask, settings: Settings, oauth_client: Any = None, token_verifier: Any = None
+) -> None:
+    if oauth_client is None:
+        oauth_client = build_oauth_client(app, settings)
+    app.extensions["iacs.oauth"] = oauth_client
+    if token_verifier is None:
+        token_verifier = TokenVerifier(
+            issuer=settings.keycloak.issuer,
+            audience=settings.keycloak.portal_client_id,
+            jwks=lambda force: oauth_client.fetch_jwk_set(force=force),
+        )
+    app.extensions["iacs.tokens"] = token_verifier
+    app.register_blueprint(blueprint)
+
+
+def build_oauth_client(app: Flask, settings: Settings) -> Any:
+    """authlib's client for the portal's confidential OIDC client in the realm."""
+    keycloak = settings.keycloak
+    oauth = OAuth(app)
+    return oauth.register(
+        name="keycloak",
+        client_id=keycloak.portal_client_id,
+        client_secret=keycloak.portal_client_secret.get_secret_value(),
+        server_metadata_url=(
+            f"{keycloak.url.rstrip('/')}/realms/{keycloak.realm}/.well-known/openid-configuration"
+        ),
+        client_kwargs={
+            "scope": "openid profile email",
+            "code_challenge_method": "S256",
+            "token_endpoint_auth_method": "client_secret_basic",
+            "timeout": 10,
+        },
+    )
+
+
+class TokenVerifier:
+    """Verifies access tokens the realm issued to the portal client, against the realm's JWKS."""
+
+    def __init__(
+        self, issuer: str, audience: str, jwks: Callable[[bool], dict], leeway: int = 30
+    ) -> None:
+        self.issuer = issuer
+        self.audience = audience
+        self.jwks = jwks
+        self.leeway = leeway
+
+    def verify(self, raw: str) -> dict[str, Any]:
+        if not raw or len(raw) > 8192 or raw.count(".") != 2:
+            raise InvalidToken("the bearer token is not a signed JWT")
+        try:
+            try:
+                token = self._decode(raw, force=False)
+            except InvalidKeyIdError:  # the realm may have rotated its keys
+                token = self._decode(raw, force=True)
+        except JoseError as exc:
+            raise InvalidToken("the bearer token's signature is not valid") from exc
+        except (ValueError, TypeError) as exc:
+            raise InvalidToken("the bearer token is malformed") from exc
+        registry = jwt.JWTClaimsRegistry(
+            leeway=self.leeway,
+            iss={"essential": True, "value": self.issuer},
+            aud={"essential": True, "value": self.audience},
+            exp={"essential": True},
+            typ={"essential": True, "value": "Bearer"},
+            preferred_username={"essential": True},
+        )
+        try:
+            registry.validate(token.claims)
+        except JoseError as exc:
+            raise InvalidToken(f"the bearer token was refused ({exc.error})") from exc
+        return token.claims
+
+    def _decode(self, raw: str, *, force: bool):
+        keys = KeySet.import_key_set(self.jwks(force))
+        return jwt.decode(raw, keys, algorithms=SIGNING_ALGORITHMS)
+
+
+# ------------------------------------------------------------------ who is asking
+
+
+def current_username() -> str | None:
+    """The signed-in person for this request (set by ``load_user`` or the API's bearer check)."""
+    return g.get("username")
+
+
+def load_session_user() -> None:
+    g.username = session.get("username")
+    g.authenticated_by = "session" if g.username else None
+
+
+def login_required(view: Callable) -> Callable:
+    """Pages: send anyone not signed in to the sign-in, coming back here afterwards."""
+
+    @functools.wraps(view)
+    def wrapped(*args: Any, **kwargs: Any) -> Any:
+        load_session_user()
+        if not g.username:
+            target = request.full_path if request.query_string else request.path
+            if request.method != "GET":
+                target = "/"
+            return redirect(url_for("auth.login", next=target))
+        return view(*args, **kwargs)
+
+    return wrapped
+
+
+def safe_next(value: str | None) -> str | None:
+    """A same-origin relative path to go back to after sign-in, or None when it is anything else."""
+    if not value or len(value) > 512 or _CONTROL.search(value):
+        return None
+    if not value.startswith("/") or value.startswith("//"):
+        return None
+    parts = urlsplit(value)
+    if parts.scheme or parts.netloc:
+        return None
+    return value
+
+
+# ------------------------------------------------------------------ routes
+
+
+@blueprint.get("/login")
+def login():
+    """Start the code flow (PKCE S256); authlib stores state, nonce and verifier in the session."""
+    raw_next = request.args.get("next")
+    target = safe_next(raw_next) if raw_next is not None else "/"
+    if target is None:
+        abort(400, description="next must be a relative path on this site")
+    session["after_login"] = target
+    client = current_app.extensions["iacs.oauth"]
+    settings: Settings = current_app.config["IACS_SETTINGS"]
+    redirect_uri = settings.portal.public_url.rstrip("/") + url_for("auth.callback")
+    return client.authorize_redirect(redirect_uri)
+
+
+@blueprint.get("/callback")
+def callback():
+    """Finish the code flow: state, PKCE and the ID token (signature, iss, aud, exp, nonce)."""
+    client = current_app.extensions["iacs.oauth"]
+    settings: Settings = current_app.config["IACS_SETTINGS"]
+    try:
+        token = client.authorize_access_token(
+            claims_options={
+                "iss": {"essential": True, "value": settings.keycloak.issuer},
+                "aud": {"essential": True, "value": settings.keycloak.portal_client_id},
+                "exp": {"essential": True},
+                "sub": {"essential": True},
+            },
+            leeway=30,
+        )
+    except (OAuthError, JoseError, ValueError, KeyError) as exc:
+        current_app.logger.warning("sign-in refused: %s", exc)
+        abort(400, description="sign-in failed or was interrupted; please sign in again")
+    userinfo = token.get("userinfo") or {}
+    username = userinfo.get("preferred_username")
+    if not userinfo or not isinstance(username, str) or not username:
+        abort(400, description="sign-in failed: the identity provider sent no verified ID token")
+    target = safe_next(session.get("after_login")) or "/"
+    session.clear()  # no session fixation: a fresh session for the signed-in person
+    session.permanent = True
+    session["username"] = username
+    session["signed_in_at"] = int(time.time())
+    return redirect(target)
+
+
+@blueprint.post("/logout")
+def logout():
+    """End the portal session, then Keycloak's (RP-initiated logout, back to the portal)."""
+    session.clear()
+    settings: Settings = current_app.config["IACS_SETTINGS"]
+    client = current_app.extensions["iacs.oauth"]
+    try:
+        end_session = client.load_server_metadata().get("end_session_endpoint")
+    except Exception:  # Keycloak down: the portal session is gone anyway
+        end_session = None
+    home = settings.portal.public_url.rstrip("/") + "/"
+    if not end_session:
+        return redirect("/")
+    query = urlencode(
+        {"client_id": settings.keycloak.portal_client_id, "post_logout_redirect_uri": home}
+    )
+    return redirect(f"{end_session}?{query}")

@@ -1,0 +1,209 @@
+"""Read-only views for the portal's pages and API: who is in an organization, its record, search.
+
+Writes and decisions stay in ``AccessService``; these helpers only read, and they ask the same
+policy who may see what (``may_view_organization``, ``may_read_audit``), re-reading the actor's
+memberships from the directory on every call (DEC-2).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from iacs import policy
+from iacs.domain import (
+    AuditRecord,
+    Membership,
+    Organization,
+    Person,
+    Role,
+    ScopeKind,
+    SurrogateGroup,
+    UserGroup,
+)
+from iacs.service import inputs
+from iacs.service.access import AccessService, _directory_errors
+from iacs.service.errors import Forbidden, NotFound
+
+SEARCH_LIMIT = 50
+AUDIT_LIMIT = 500
+
+
+@dataclass(frozen=True, slots=True)
+class RoleHolder:
+    """One person holding one role, and whether the viewer may revoke it (LC-1)."""
+
+    username: str
+    membership: Membership
+    revocable: bool
+
+
+@dataclass(frozen=True, slots=True)
+class GroupView:
+    """A user group (or Surrogate User Group) with its administrators and End Users."""
+
+    group: UserGroup | SurrogateGroup
+    administrators: list[RoleHolder]
+    end_users: list[RoleHolder]
+    may_edit_profile: bool
+
+
+@dataclass(frozen=True, slots=True)
+class OrganizationView:
+    """Everything the organization page shows: profile, role holders, groups, ORG-6."""
+
+    organization: Organization
+    security_officials: list[RoleHolder]
+    backup_security_officials: list[RoleHolder]
+    groups: list[GroupView]
+    surrogate_groups: list[SurrogateGroup]
+    completeness: policy.Completeness
+    may_edit_profile: bool
+    may_read_audit: bool
+
+
+@dataclass(frozen=True, slots=True)
+class SearchResult:
+    query: str
+    people: list[Person] = field(default_factory=list)
+    organizations: list[Organization] = field(default_factory=list)
+
+
+class ViewService:
+    """Read models over the same directory and policy the ``AccessService`` uses."""
+
+    def __init__(self, access: AccessService) -> None:
+        self.access = access
+        self.directory = access.directory
+
+    def memberships(self, username: str) -> list[Membership]:
+        """The roles the person holds now, in a stable order."""
+        actor = self.access.actor(username)
+        return sorted(
+            actor.memberships, key=lambda m: (m.role.value, m.organization_id, m.scope_id)
+        )
+
+    def organization(self, username: str, org_id: str) -> OrganizationView:
+        """The organization page; only people holding a role in it (and the help desk) see it."""
+        org_id = inputs.entity_id("organization", org_id)
+        actor = self.access.actor(username)
+        org = self.access._organization(org_id)
+        if not policy.may_view_organization(actor, org_id).allowed:
+            raise NotFound("no such organization, or you hold no role in it")
+        with _directory_errors():
+            sos = self._holders(
+                actor, Membership(Role.SECURITY_OFFICIAL, ScopeKind.ORGANIZATION, org_id)
+            )
+            bsos = self._holders(
+                actor, Membership(Role.BACKUP_SECURITY_OFFICIAL, ScopeKind.ORGANIZATION, org_id)
+            )
+            groups = [
+                self._group_view(actor, group) for group in self.directory.list_user_groups(org_id)
+            ]
+            surrogates = self.directory.list_surrogate_groups(organization_id=org_id)
+        roles: dict[str, set[Role]] = {}
+        for holder in [*sos, *bsos] + [
+            h for view in groups for h in [*view.administrators, *view.end_users]
+        ]:
+            roles.setdefault(holder.username, set()).add(holder.membership.role)
+        return OrganizationView(
+            organization=org,
+            security_officials=sos,
+            backup_security_officials=bsos,
+            groups=sorted(groups, key=lambda v: v.group.name.lower()),
+            surrogate_groups=sorted(surrogates, key=lambda s: s.name.lower()),
+            completeness=policy.organization_completeness(roles),
+            may_edit_profile=policy.may_update_organization_profile(actor, org_id).allowed,
+            may_read_audit=policy.may_read_audit(actor, org_id).allowed,
+        )
+
+    def user_group(self, username: str, org_id: str, group_id: str) -> GroupView:
+        """A user group page, for people holding a role in its organization (and the help desk)."""
+        org_id = inputs.entity_id("organization", org_id)
+        group_id = inputs.entity_id("group", group_id)
+        actor = self.access.actor(username)
+        self.access._organization(org_id)
+        if not policy.may_view_organization(actor, org_id).allowed:
+            raise NotFound("no such user group, or you hold no role in its organization")
+        group = self.access._user_group(org_id, group_id)
+        with _directory_errors():
+            return self._group_view(actor, group)
+
+    def surrogate_group(self, username: str, sug_id: str) -> GroupView:
+        """A Surrogate User Group page: its members, the officials it works for, the help desk."""
+        sug_id = inputs.entity_id("surrogate_group", sug_id)
+        actor = self.access.actor(username)
+        sug = self.access._surrogate_group(sug_id)
+        member = any(
+            m.scope_kind is ScopeKind.SURROGATE_GROUP and m.scope_id == sug_id
+            for m in actor.memberships
+        )
+        served = any(actor.is_officer(org) for org in sug.associated_organizations)
+        if not (member or served or actor.is_help_desk):
+            raise NotFound("no such Surrogate User Group, or you hold no role in it")
+        with _directory_errors():
+            return self._surrogate_view(actor, sug)
+
+    def audit(self, username: str, org_id: str | None = None) -> list[AuditRecord]:
+        """AUD-2: an organization's record for its SO (and BSOs); all of it for the help desk."""
+        if org_id is not None:
+            org_id = inputs.entity_id("organization", org_id)
+        actor = self.access.actor(username)
+        decision = policy.may_read_audit(actor, org_id)
+        if not decision.allowed:
+            raise Forbidden.from_decision(decision)
+        with _directory_errors():
+            records = self.directory.find_audit(organization_id=org_id, limit=AUDIT_LIMIT)
+        return sorted(records, key=lambda r: r.at, reverse=True)
+
+    def search(self, username: str, query: str) -> SearchResult:
+        """The help desk's search of people and organizations (LC-4 needs to find a successor)."""
+        actor = self.access.actor(username)
+        if not actor.is_help_desk:
+            raise Forbidden("only the help desk searches people and organizations", rule="AUD-2")
+        query = inputs.text("q", query, max_length=80)
+        with _directory_errors():
+            people = self.directory.search_people(query, limit=SEARCH_LIMIT)
+            organizations = self.directory.search_organizations(query, limit=SEARCH_LIMIT)
+        return SearchResult(query, list(people), list(organizations))
+
+    def healthy(self) -> bool:
+        """True when the directory answers."""
+        try:
+            with _directory_errors():
+                return bool(self.directory.ping())
+        except Exception:
+            return False
+
+    # ------------------------------------------------------------------ internals
+
+    def _holders(self, actor: policy.Actor, membership: Membership) -> list[RoleHolder]:
+        return [
+            RoleHolder(name, membership, policy.may_revoke(actor, name, membership).allowed)
+            for name in sorted(self.directory.members_of(membership))
+        ]
+
+    def _group_view(self, actor: policy.Actor, group: UserGroup) -> GroupView:
+        org_id, group_id = group.organization_id, group.id
+        return GroupView(
+            group=group,
+            administrators=self._holders(
+                actor,
+                Membership(Role.USER_GROUP_ADMINISTRATOR, ScopeKind.USER_GROUP, group_id, org_id),
+            ),
+            end_users=self._holders(
+                actor, Membership(Role.END_USER, ScopeKind.USER_GROUP, group_id, org_id)
+            ),
+            may_edit_profile=policy.may_update_group_profile(actor, org_id, group_id).allowed,
+        )
+
+    def _surrogate_view(self, actor: policy.Actor, sug: SurrogateGroup) -> GroupView:
+        return GroupView(
+            group=sug,
+            administrators=self._holders(
+                actor, Membership(Role.USER_GROUP_ADMINISTRATOR, ScopeKind.SURROGATE_GROUP, sug.id)
+            ),
+            end_users=self._holders(
+                actor, Membership(Role.END_USER, ScopeKind.SURROGATE_GROUP, sug.id)
+            ),
+            may_edit_profile=policy.may_update_surrogate_profile(actor, sug.id).allowed,
+        )
