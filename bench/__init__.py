@@ -1,0 +1,1 @@
+"""Benchmarks on the real servers: generated community, measurements, report (``iacs bench``)."""
