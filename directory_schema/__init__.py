@@ -29,7 +29,7 @@ def schema_path() -> Path:
 
 
 def bootstrap_template_path() -> Path:
-    """The bootstrap LDIF template (placeholders ``{{...}}``; see ``render_bootstrap``)."""
+    """The bootstrap LDIF template (placeholders in double braces; see ``render_bootstrap``)."""
     return _HERE / "bootstrap.ldif"
 
 
