@@ -89,6 +89,7 @@ def machine_info() -> dict[str, Any]:
         "cpu_model": _cpu_model(),
         "os": platform.platform(),
         "python": sys.version.split()[0],
+        "load_average": _load_average(),
     }
     try:
         import psutil
@@ -97,6 +98,14 @@ def machine_info() -> dict[str, Any]:
     except ImportError:  # pragma: no cover - psutil is a bench dependency
         info["memory_gib"] = None
     return info
+
+
+def _load_average() -> str:
+    """1/5/15-minute load: on a shared machine, other work competes for the same cores."""
+    try:
+        return " / ".join(f"{value:.1f}" for value in os.getloadavg())
+    except OSError:
+        return "unknown"
 
 
 def _cpu_model() -> str:
@@ -195,6 +204,8 @@ def render_markdown(results: Results, plots: dict[str, Path], base: Path) -> str
         f"| CPU | {machine.get('cpu_model')} |",
         f"| OS | {machine.get('os')} |",
         f"| Python | {machine.get('python')} |",
+        f"| load average at start (1/5/15 min) | {machine.get('load_average')} |",
+        f"| load average at end | {machine.get('load_average_end', '-')} |",
     ]
     lines += [f"| {name} | {version} |" for name, version in sorted(results.versions.items())]
     lines += ["", "## Community", "", "| | |", "| --- | --- |"]
