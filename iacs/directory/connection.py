@@ -14,8 +14,8 @@ operation, it is discarded and the operation is retried once on a fresh connecti
 safe: reads and idempotent writes always, other writes only when the request never left (the
 connection could not be opened). Otherwise ``DirectoryUnavailable`` says the outcome is unknown.
 
-No schema is read (``get_info=NONE``): values are decoded from their raw bytes here, which is
-faster and keeps ldap3 from checking names against a schema it would have to download.
+No schema is read (``get_info=NONE``) and searches are decoded by ``wire`` from the raw
+response bytes: ldap3's own entry decoding was most of the cost of a 10,000-person snapshot.
 """
 
 from __future__ import annotations
@@ -35,7 +35,9 @@ from ldap3.core.exceptions import (
     LDAPResponseTimeoutError,
     LDAPSocketOpenError,
 )
+from ldap3.core.results import RESULT_CODES
 
+from iacs.directory import wire
 from iacs.directory.errors import (
     AccessDenied,
     AlreadyExists,
@@ -47,9 +49,6 @@ from iacs.directory.errors import (
 )
 
 T = TypeVar("T")
-
-PAGED_RESULTS_OID = "1.2.840.113556.1.4.319"
-ASSERTION_OID = "1.3.6.1.1.12"
 
 SUCCESS = 0
 SIZE_LIMIT_EXCEEDED = 4
@@ -275,36 +274,33 @@ class ConnectionPool:
 
         def paged(connection: ldap3.Connection) -> list[tuple[str, Mapping[str, Sequence[bytes]]]]:
             found: list[tuple[str, Mapping[str, Sequence[bytes]]]] = []
-            cookie: bytes | None = None
+            cookie = b""
             while True:
-                connection.search(
+                page = wire.search_page(
+                    connection,
                     base,
                     search_filter,
-                    search_scope=scope,
+                    scope=scope,
                     attributes=wanted,
                     size_limit=size_limit,
-                    paged_size=page_size if scope != ldap3.BASE else None,
-                    paged_cookie=cookie,
+                    page_size=page_size if scope != ldap3.BASE else None,
+                    cookie=cookie,
+                    on_entry=lambda dn, raw: found.append((dn, raw)),
                 )
-                result = connection.result or {}
-                code = result.get("result")
-                if code == NO_SUCH_OBJECT and missing_ok:
+                if page.code in (NO_SUCH_OBJECT, INVALID_DN_SYNTAX) and missing_ok:
                     return []
-                if code == INVALID_DN_SYNTAX and missing_ok:
-                    return []
-                if code not in (SUCCESS, SIZE_LIMIT_EXCEEDED):
+                if page.code not in (SUCCESS, SIZE_LIMIT_EXCEEDED):
+                    result = {
+                        "result": page.code,
+                        "description": RESULT_CODES.get(page.code, "error"),
+                        "message": page.message,
+                    }
                     raise error_for(result, base)
-                found.extend(
-                    (item["dn"], item["raw_attributes"])
-                    for item in connection.response or ()
-                    if item.get("type") == "searchResEntry"
-                )
-                control = (result.get("controls") or {}).get(PAGED_RESULTS_OID)
-                cookie = control["value"]["cookie"] if control else None
-                if not cookie or code == SIZE_LIMIT_EXCEEDED:
+                if not page.cookie or page.code == SIZE_LIMIT_EXCEEDED:
                     return found
                 if size_limit and len(found) >= size_limit:
                     return found[:size_limit]
+                cookie = page.cookie
 
         for dn, raw in self.run(paged, idempotent=True):
             on_entry(dn, raw)

@@ -57,7 +57,6 @@ class Directory(OrganizationStore, RecordStore):
             bind_dn = getattr(settings, f"{account}_bind_dn")
             password = getattr(settings, f"{account}_bind_password").get_secret_value()
         self.settings = settings
-        self.account = account
         self.bind_dn = bind_dn
         self.tree = Tree(settings.base_dn)
         self._pool = ConnectionPool(
