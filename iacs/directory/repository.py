@@ -8,6 +8,7 @@ one of ``iacs.directory.errors``.
 
 from __future__ import annotations
 
+import contextlib
 from types import TracebackType
 from typing import Literal
 
@@ -115,7 +116,8 @@ class Directory(OrganizationStore, RecordStore):
             try:
                 self._pool.set_password(dn, password)
             except BaseException:
-                self._pool.delete(dn, allow=(NO_SUCH_OBJECT,))
+                with contextlib.suppress(DirectoryError):
+                    self._pool.delete(dn, allow=(NO_SUCH_OBJECT,))
                 raise
 
     def delete_person(self, username: str) -> None:

@@ -141,9 +141,9 @@ def _find_program(name: str) -> str:
     return found
 
 
-def _first_dir(candidates: tuple[str, ...], marker: str) -> Path | None:
+def _first_dir(candidates: tuple[str, ...], *markers: str) -> Path | None:
     for candidate in candidates:
-        if (Path(candidate) / marker).exists():
+        if any((Path(candidate) / marker).exists() for marker in markers):
             return Path(candidate)
     return None
 
@@ -249,7 +249,7 @@ def generate_config(
     ``extra_config`` is appended to the main database section.
     """
     root_dn = root_dn or f"cn=admin,{base_dn}"
-    module_dir = module_dir or _first_dir(MODULE_DIRS, "back_mdb.la")
+    module_dir = module_dir or _first_dir(MODULE_DIRS, "back_mdb.la", "back_mdb.so")
     system_schema_dir = system_schema_dir or _first_dir(SYSTEM_SCHEMA_DIRS, "core.schema")
     if system_schema_dir is None:
         raise MissingPrerequisite(
@@ -406,7 +406,7 @@ def _run_tool(argv: list[str], what: str, timeout: float) -> None:
 def _ready_probe(url: str, base_dn: str, root_dn: str, root_password: str) -> bool:
     server = ldap3.Server(url, get_info=ldap3.NONE, connect_timeout=1)
     connection = ldap3.Connection(
-        server, root_dn, root_password, receive_timeout=2, check_names=False, raise_exceptions=False
+        server, root_dn, root_password, receive_timeout=1, check_names=False, raise_exceptions=False
     )
     try:
         if not connection.bind():
@@ -493,11 +493,16 @@ def start_slapd(
         hashes = {name: ssha(password) for name, password in passwords.items()}
         ldif_path.write_text(render_bootstrap(base_dn, hashes), encoding="utf-8")
         ldif_path.chmod(0o600)
-        _run_tool(
-            [slapadd, "-q", "-f", str(config_path), "-b", base_dn, "-l", str(ldif_path)],
-            "slapadd of the bootstrap tree",
-            timeout,
-        )
+        try:
+            _run_tool(
+                [slapadd, "-q", "-f", str(config_path), "-b", base_dn, "-l", str(ldif_path)],
+                "slapadd of the bootstrap tree",
+                timeout,
+            )
+        except ServerStartError:
+            for leftover in (run_dir / "data" / "main").iterdir():
+                leftover.unlink()  # a half-loaded database must not pass for a bootstrapped one
+            raise
 
     attempts = 1 if port is not None else 3
     for attempt in range(1, attempts + 1):

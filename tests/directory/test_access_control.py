@@ -110,6 +110,13 @@ def test_keycloak_writes_people_and_passwords_and_sees_nothing_else(
         keycloak_directory.create_organization(an_organization("987654321"))
     keycloak.search(ldap_settings.accesslog_dn, "(objectClass=*)", attributes=["1.1"])
     assert keycloak.entries == []
+    # Writing people never grants authority: memberOf is kept by slapd, not by clients.
+    keycloak.modify(
+        directory.tree.person("newcomer"),
+        {"memberOf": [(ldap3.MODIFY_ADD, [directory.tree.help_desk])]},
+    )
+    assert keycloak.result["result"] == 19
+    assert directory.memberships_of("newcomer") == frozenset()
 
 
 def test_a_person_can_change_only_their_own_password(directory, make_person, ldap_connect):
