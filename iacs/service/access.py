@@ -695,7 +695,7 @@ class AccessService:
             case RequestKind.SURROGATE_ASSOCIATION:
                 directory.associate_surrogate(request.surrogate_group_id, request.organization_id)
             case RequestKind.INDIVIDUAL_PRACTITIONER:
-                directory.create_practitioner(request.details["npi"])
+                directory.create_practitioner_group(request.details["npi"])
         membership = policy.granted_membership(request)
         if membership is not None:
             directory.add_member(membership, request.requester)
