@@ -169,3 +169,24 @@ def known_environment_variables() -> set[str]:
         for sub in model.model_fields:  # type: ignore[union-attr]
             names.add(f"IACS_{section.upper()}__{sub.upper()}")
     return names
+
+
+def settings_to_env(settings: Settings) -> dict[str, str]:
+    """The ``IACS_*`` variables that reproduce ``settings`` in another process, secrets too."""
+    import json
+
+    env: dict[str, str] = {}
+    for section_name in Settings.model_fields:
+        section = getattr(settings, section_name)
+        for field_name in type(section).model_fields:
+            value = getattr(section, field_name)
+            if value is None:
+                continue
+            if isinstance(value, SecretStr):
+                value = value.get_secret_value()
+            elif isinstance(value, bool):
+                value = "true" if value else "false"
+            elif isinstance(value, list | dict):
+                value = json.dumps(value)
+            env[f"IACS_{section_name.upper()}__{field_name.upper()}"] = str(value)
+    return env

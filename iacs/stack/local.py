@@ -1,0 +1,194 @@
+"""The whole system on one machine: slapd, Keycloak, the realm, demo data, portal, sync worker.
+
+``iacs dev`` (``make demo``) runs this. The portal and the sync worker run as the same CLI
+commands a deployment runs (``iacs portal serve``, ``iacs sync run``), configured through the
+same ``IACS_*`` variables, which are also written to ``<run-dir>/env`` so a second shell can
+``set -a; . var/dev/env; set +a`` and use ``iacs sync once`` or ``iacs keycloak apply``.
+"""
+
+from __future__ import annotations
+
+import secrets
+import shutil
+import signal
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import requests
+
+from iacs.settings import (
+    KeycloakSettings,
+    PortalSettings,
+    Settings,
+    SyncSettings,
+    settings_to_env,
+)
+from iacs.stack.keycloak import KeycloakInstance, start_keycloak
+from iacs.stack.process import ManagedProcess, free_port
+from iacs.stack.slapd import SlapdInstance, start_slapd
+
+
+@dataclass
+class LocalStack:
+    """Running servers and the settings that reach them; ``stop`` ends every process."""
+
+    run_dir: Path
+    settings: Settings
+    slapd: SlapdInstance
+    keycloak: KeycloakInstance
+    processes: list[ManagedProcess] = field(default_factory=list)
+
+    def stop(self) -> None:
+        for process in reversed(self.processes):
+            process.stop()
+        self.keycloak.stop()
+        self.slapd.stop()
+
+    def __enter__(self) -> LocalStack:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+def start_servers(
+    run_dir: Path,
+    *,
+    portal_url: str,
+    realm: str = "iacs",
+    say: Callable[[str], None] = print,
+) -> LocalStack:
+    """Start slapd and Keycloak in ``run_dir`` and apply the realm with LDAP federation."""
+    from keycloak_config.apply import apply_from_settings
+
+    run_dir.mkdir(parents=True, exist_ok=True)
+    say("starting slapd ...")
+    slapd = start_slapd(run_dir / "slapd")
+    try:
+        admin_password = secrets.token_urlsafe(16)
+        say("starting Keycloak (the first start takes a minute) ...")
+        keycloak = start_keycloak(
+            run_dir / "keycloak", admin_username="admin", admin_password=admin_password
+        )
+    except BaseException:
+        slapd.stop()
+        raise
+    sync_listen = f"127.0.0.1:{free_port()}"
+    settings = Settings(
+        ldap=slapd.ldap_settings(),
+        keycloak=KeycloakSettings(
+            url=keycloak.url,
+            realm=realm,
+            admin_username="admin",
+            admin_password=admin_password,
+            sync_client_secret=secrets.token_urlsafe(24),
+            portal_client_secret=secrets.token_urlsafe(24),
+        ),
+        portal=PortalSettings(
+            public_url=portal_url,
+            secret_key=secrets.token_urlsafe(48),
+            session_cookie_secure=False,  # local http only; production keeps the default True
+            sync_nudge_url=f"http://{sync_listen}/nudge",
+        ),
+        sync=SyncSettings(cursor_file=run_dir / "sync-cursor.json", listen=sync_listen),
+    )
+    stack = LocalStack(run_dir, settings, slapd, keycloak)
+    try:
+        say("applying the realm ...")
+        for change in apply_from_settings(settings, with_federation=True):
+            say(f"  {change}")
+    except BaseException:
+        stack.stop()
+        raise
+    return stack
+
+
+def start_cli_process(stack: LocalStack, name: str, *args: str) -> ManagedProcess:
+    """Run ``iacs <args>`` with the stack's settings in the environment, logging to the run dir."""
+    import os
+
+    env = {**os.environ, **settings_to_env(stack.settings)}
+    process = ManagedProcess(
+        name,
+        [sys.executable, "-m", "iacs.cli", *args],
+        stack.run_dir / f"{name}.log",
+        env=env,
+    )
+    process.start()
+    stack.processes.append(process)
+    return process
+
+
+def run_dev_stack(run_dir: Path, *, portal_port: int = 5000, demo: bool = True) -> None:
+    """Start everything, print how to sign in, and wait for Ctrl-C."""
+    if run_dir.exists():
+        shutil.rmtree(run_dir)  # a fresh demo every time; nothing here is meant to persist
+    portal_url = f"http://127.0.0.1:{portal_port}"
+    stack = start_servers(run_dir, portal_url=portal_url)
+    try:
+        (run_dir / "env").write_text(
+            "".join(f"{k}={v}\n" for k, v in settings_to_env(stack.settings).items())
+        )
+        if demo:
+            _seed_demo(stack)
+        sync = start_cli_process(stack, "sync", "sync", "run")
+        portal = start_cli_process(stack, "portal", "portal", "serve", "--port", str(portal_port))
+        sync_url = f"http://{stack.settings.sync.listen}/healthz"
+        sync.wait_ready(lambda: requests.get(sync_url, timeout=1).ok, timeout=60)
+        portal.wait_ready(lambda: requests.get(f"{portal_url}/healthz", timeout=1).ok, timeout=60)
+        _print_welcome(stack, portal_url, demo)
+        _wait_for_interrupt()
+    finally:
+        print("stopping ...")
+        stack.stop()
+
+
+def _seed_demo(stack: LocalStack) -> None:
+    from iacs import demo
+    from iacs.directory import Directory
+    from iacs.wiring import build_service
+
+    root = Directory(
+        stack.settings.ldap, bind_dn=stack.slapd.root_dn, password=stack.slapd.root_password
+    )
+    service = build_service(stack.settings)
+    demo.seed(root, service)
+
+
+def _print_welcome(stack: LocalStack, portal_url: str, demo: bool) -> None:
+    from iacs.demo import ACCOUNTS, DEMO_PASSWORD
+
+    realm = stack.settings.keycloak.realm
+    lines = [
+        "",
+        "IACS delegated access is running.",
+        f"  portal          {portal_url}",
+        f"  Keycloak        {stack.keycloak.url}/realms/{realm}/account  (admin console: "
+        f"{stack.keycloak.url}/admin, user admin, password in {stack.run_dir / 'env'})",
+        f"  sync worker     http://{stack.settings.sync.listen}/metrics",
+        f"  directory       {stack.slapd.url}  ({stack.settings.ldap.base_dn})",
+        f"  logs            {stack.run_dir}",
+    ]
+    if demo:
+        lines += ["", f"Demo sign-ins (password {DEMO_PASSWORD}):"]
+        lines += [f"  {a.username:<10} {a.role}" for a in ACCOUNTS]
+    lines += ["", "Ctrl-C stops everything."]
+    print("\n".join(lines), flush=True)
+
+
+def _wait_for_interrupt() -> None:
+    stopping = False
+
+    def _stop(*_: object) -> None:
+        nonlocal stopping
+        stopping = True
+
+    signal.signal(signal.SIGTERM, _stop)
+    try:
+        while not stopping:
+            time.sleep(0.5)
+    except KeyboardInterrupt:
+        pass
