@@ -65,7 +65,7 @@ def build_service(settings: Settings) -> Any:
         recertification_period=timedelta(days=portal.recertification_days),
         blocked_provider_types=frozenset(portal.blocked_provider_types),
     )
-    directory = Directory.from_settings(settings.ldap)
+    directory = Directory(settings.ldap, account="portal")
     return AccessService(
         directory, FileEnrollmentSource(portal.enrollment_file), config, on_change=_nudge(settings)
     )

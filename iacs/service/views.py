@@ -7,9 +7,13 @@ memberships from the directory on every call (DEC-2).
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
+from typing import TypeVar
 
 from iacs import policy
+from iacs.directory import errors as directory_errors
 from iacs.domain import (
     AuditRecord,
     Membership,
@@ -23,6 +27,8 @@ from iacs.domain import (
 from iacs.service import inputs
 from iacs.service.access import AccessService, _directory_errors
 from iacs.service.errors import Forbidden, NotFound
+
+T = TypeVar("T")
 
 SEARCH_LIMIT = 50
 AUDIT_LIMIT = 500
@@ -86,10 +92,11 @@ class ViewService:
         """The organization page; only people holding a role in it (and the help desk) see it."""
         org_id = inputs.entity_id("organization", org_id)
         actor = self.access.actor(username)
-        org = self.access._organization(org_id)
+        with _reading():
+            org = _found(self.directory.get_organization(org_id))
         if not policy.may_view_organization(actor, org_id).allowed:
             raise NotFound("no such organization, or you hold no role in it")
-        with _directory_errors():
+        with _reading():
             sos = self._holders(
                 actor, Membership(Role.SECURITY_OFFICIAL, ScopeKind.ORGANIZATION, org_id)
             )
@@ -121,18 +128,18 @@ class ViewService:
         org_id = inputs.entity_id("organization", org_id)
         group_id = inputs.entity_id("group", group_id)
         actor = self.access.actor(username)
-        self.access._organization(org_id)
         if not policy.may_view_organization(actor, org_id).allowed:
             raise NotFound("no such user group, or you hold no role in its organization")
-        group = self.access._user_group(org_id, group_id)
-        with _directory_errors():
+        with _reading():
+            group = _found(self.directory.get_user_group(org_id, group_id))
             return self._group_view(actor, group)
 
     def surrogate_group(self, username: str, sug_id: str) -> GroupView:
         """A Surrogate User Group page: its members, the officials it works for, the help desk."""
         sug_id = inputs.entity_id("surrogate_group", sug_id)
         actor = self.access.actor(username)
-        sug = self.access._surrogate_group(sug_id)
+        with _reading():
+            sug = _found(self.directory.get_surrogate_group(sug_id))
         member = any(
             m.scope_kind is ScopeKind.SURROGATE_GROUP and m.scope_id == sug_id
             for m in actor.memberships
@@ -140,7 +147,7 @@ class ViewService:
         served = any(actor.is_officer(org) for org in sug.associated_organizations)
         if not (member or served or actor.is_help_desk):
             raise NotFound("no such Surrogate User Group, or you hold no role in it")
-        with _directory_errors():
+        with _reading():
             return self._surrogate_view(actor, sug)
 
     def audit(self, username: str, org_id: str | None = None) -> list[AuditRecord]:
@@ -151,7 +158,7 @@ class ViewService:
         decision = policy.may_read_audit(actor, org_id)
         if not decision.allowed:
             raise Forbidden.from_decision(decision)
-        with _directory_errors():
+        with _reading():
             records = self.directory.find_audit(organization_id=org_id, limit=AUDIT_LIMIT)
         return sorted(records, key=lambda r: r.at, reverse=True)
 
@@ -161,17 +168,16 @@ class ViewService:
         if not actor.is_help_desk:
             raise Forbidden("only the help desk searches people and organizations", rule="AUD-2")
         query = inputs.text("q", query, max_length=80)
-        with _directory_errors():
-            people = self.directory.search_people(query, limit=SEARCH_LIMIT)
-            organizations = self.directory.search_organizations(query, limit=SEARCH_LIMIT)
+        with _reading():
+            people = self.directory.find_people(query, limit=SEARCH_LIMIT)
+            organizations = self.directory.find_organizations(query, limit=SEARCH_LIMIT)
         return SearchResult(query, list(people), list(organizations))
 
     def healthy(self) -> bool:
         """True when the directory answers."""
         try:
-            with _directory_errors():
-                return bool(self.directory.ping())
-        except Exception:
+            return bool(self.directory.ping())
+        except directory_errors.DirectoryError:
             return False
 
     # ------------------------------------------------------------------ internals
@@ -207,3 +213,20 @@ class ViewService:
             ),
             may_edit_profile=policy.may_update_surrogate_profile(actor, sug.id).allowed,
         )
+
+
+@contextmanager
+def _reading() -> Iterator[None]:
+    """A missing entry is the service's ``NotFound`` (404); an unreachable directory a 503."""
+    with _directory_errors():
+        try:
+            yield
+        except directory_errors.NotFound as exc:
+            raise NotFound("no such organization, group or person") from exc
+
+
+def _found(entity: T | None) -> T:
+    """Getters raise ``NotFound`` (or, in older directory code, return None): both are a 404."""
+    if entity is None:
+        raise NotFound("no such organization, group or person")
+    return entity
