@@ -7,7 +7,6 @@ can be injected, so tests pass in ones bound to their own slapd subtree and Keyc
 
 from __future__ import annotations
 
-import contextlib
 from typing import Any
 
 from flask import Flask
@@ -46,45 +45,11 @@ def _setup_service(app: Flask, settings: Settings, service: Any, views: Any) -> 
     from iacs.service.views import ViewService
 
     if service is None:
+        from iacs.wiring import build_service
+
         service = build_service(settings)
     app.extensions["iacs.service"] = service
     app.extensions["iacs.views"] = views or ViewService(service)
-
-
-def build_service(settings: Settings) -> Any:
-    """The production service: the directory over the portal's bind account, the enrollments."""
-    from datetime import timedelta
-
-    from iacs.directory import Directory
-    from iacs.enrollment import FileEnrollmentSource
-    from iacs.service import AccessService, ServiceConfig
-
-    portal = settings.portal
-    config = ServiceConfig(
-        request_ttl=timedelta(days=portal.request_ttl_days),
-        recertification_period=timedelta(days=portal.recertification_days),
-        blocked_provider_types=frozenset(portal.blocked_provider_types),
-    )
-    directory = Directory(settings.ldap, account="portal")
-    return AccessService(
-        directory, FileEnrollmentSource(portal.enrollment_file), config, on_change=_nudge(settings)
-    )
-
-
-def _nudge(settings: Settings):
-    """After each decision, poke the sync worker so the change reaches Keycloak at once."""
-    url = settings.portal.sync_nudge_url
-    if not url:
-        return None
-
-    def nudge() -> None:
-        import requests
-
-        # The worker's poll of the change feed is the safety net when the nudge is lost.
-        with contextlib.suppress(requests.RequestException):
-            requests.post(url, timeout=1)
-
-    return nudge
 
 
 def _setup_security(app: Flask, settings: Settings) -> None:
