@@ -1,10 +1,17 @@
 """Read the managed subtree ``/iacs`` of the realm as it is now, in bulk.
 
-The whole group tree comes in one request (a group search that matches every name, with the
-hierarchy and full representations: attributes and client-role mappings included). Each node's
-``subGroupCount`` is checked against the children received, and any node that came back
-incomplete has its children fetched page by page, so the read stays correct whatever the server
-does with the search. Members are then read per managed group, paged, in parallel.
+Groups: one flat, paged group search that matches every name (``search=%``, no hierarchy, full
+representations with attributes and client-role mappings), pages fetched in parallel. Then a
+completeness check: every group's ``subGroupCount`` must equal the children received; a group
+that came back incomplete (a page shifted under concurrent writes, or a server whose search
+does not treat ``%`` as a wildcard) has its children read directly, level by level. So the read
+is correct whatever the search returns, and fast when it returns everything. (A search with
+``populateHierarchy`` or a partial export would be one request, but both take minutes on a few
+thousand groups on Keycloak 26.5; the flat pages take seconds.)
+
+Members are read for leaf groups only, in parallel: the worker never puts anyone in an
+intermediate group, and an intermediate group carries no roles or attributes (the diff keeps
+them empty), so a member added there by hand gains nothing.
 """
 
 from __future__ import annotations
@@ -33,42 +40,64 @@ def _group(node: dict) -> ActualGroup:
     )
 
 
+GROUP_PAGE = 500
+"""Page size of the flat group search (larger pages cost more than proportionally)."""
+
+
+def _search_all_groups(gateway: KeycloakGateway) -> list[dict]:
+    counted = gateway.get("groups/count", search="%") or {}
+    total = int(counted.get("count", 0))
+
+    def page(first: int) -> list[dict]:
+        return (
+            gateway.get(
+                "groups",
+                search="%",
+                exact="false",
+                populateHierarchy="false",
+                briefRepresentation="false",
+                first=first,
+                max=GROUP_PAGE,
+            )
+            or []
+        )
+
+    pages = gateway.parallel(page, range(0, total + 1, GROUP_PAGE))
+    return [node for nodes in pages for node in nodes]
+
+
 def read_groups(gateway: KeycloakGateway) -> dict[str, ActualGroup]:
     """Every group under (and including) ``/iacs``, by path."""
-    tops = gateway.get(
-        "groups",
-        search="%",
-        exact="false",
-        briefRepresentation="false",
-        populateHierarchy="true",
-        first=0,
-        max=1_000_000,
-    )
-    top = next((node for node in tops or () if node.get("path") == TOP_PATH), None)
-    if top is None:  # not found by the search: ask for it by name
-        found = gateway.get("groups", search=TOP_GROUP, exact="true", briefRepresentation="false")
-        top = next((node for node in found or () if node.get("path") == TOP_PATH), None)
-    if top is None:
-        return {}
+    nodes = {
+        node["path"]: node
+        for node in _search_all_groups(gateway)
+        if node.get("path") == TOP_PATH or node.get("path", "").startswith(TOP_PATH + "/")
+    }
+    if TOP_PATH not in nodes:
+        top = gateway.get(f"group-by-path/{TOP_GROUP}")
+        if not top or top.get("path") != TOP_PATH:
+            return {}
+        nodes[TOP_PATH] = top
 
-    def children(group_id: str) -> list[dict]:
-        return gateway.get_all(f"groups/{group_id}/children", briefRepresentation="false")
+    def children(node: dict) -> list[dict]:
+        return gateway.get_all(f"groups/{node['id']}/children", briefRepresentation="false")
 
-    groups: dict[str, ActualGroup] = {}
-    stack, incomplete = [top], []
-    while stack:
-        while stack:
-            node = stack.pop()
-            groups[node["path"]] = _group(node)
-            received = node.get("subGroups") or []
-            if len(received) < (node.get("subGroupCount") or 0):
-                incomplete.append(node["id"])
-            else:
-                stack.extend(received)
-        for fetched in gateway.parallel(children, incomplete):
-            stack.extend(fetched)
-        incomplete = []
-    return groups
+    check = list(nodes.values())
+    while check:
+        received: dict[str, int] = {}
+        for path in nodes:
+            if path != TOP_PATH:
+                parent = path.rsplit("/", 1)[0]
+                received[parent] = received.get(parent, 0) + 1
+        incomplete = [
+            node
+            for node in check
+            if received.get(node["path"], 0) < (node.get("subGroupCount") or 0)
+        ]
+        fetched = [child for found in gateway.parallel(children, incomplete) for child in found]
+        check = [child for child in fetched if child["path"] not in nodes]
+        nodes.update((child["path"], child) for child in check)
+    return {path: _group(node) for path, node in nodes.items()}
 
 
 def read_members(
@@ -92,5 +121,7 @@ def read_members(
 def read_actual(gateway: KeycloakGateway) -> ActualState:
     """The managed subtree as Keycloak has it now."""
     groups = read_groups(gateway)
-    members, user_ids = read_members(gateway, groups.values())
+    parents = {path.rsplit("/", 1)[0] for path in groups}
+    leaves = [group for path, group in groups.items() if path not in parents or group.attributes]
+    members, user_ids = read_members(gateway, leaves)
     return ActualState(groups=groups, members=members, user_ids=user_ids)
