@@ -238,6 +238,39 @@ def latency_measurement(
     return measurement
 
 
+def decision_queues(
+    community: Community, approvers: int, per_approver: int, seed: int, exclude: set[str]
+) -> dict[str, list[Candidate]]:
+    """``approvers`` distinct UGAs, each of a different group, with ``per_approver`` requesters."""
+    rng = random.Random(seed)
+    holders = community.members_of()
+    groups = sorted(
+        (m.organization_id, m.scope_id, names[0])
+        for m, names in holders.items()
+        if m.role is Role.USER_GROUP_ADMINISTRATOR and m.scope_kind is ScopeKind.USER_GROUP
+    )
+    rng.shuffle(groups)
+    people = [p for p in community.people if p not in exclude]
+    queues: dict[str, list[Candidate]] = {}
+    for org_id, group_id, approver in groups:
+        if len(queues) == approvers:
+            break
+        if approver in queues or approver in exclude:
+            continue
+        queue: list[Candidate] = []
+        for person in rng.sample(people, len(people)):
+            mine = {(m.organization_id, m.scope_id) for m in community.memberships[person]}
+            if person != approver and (org_id, group_id) not in mine:
+                queue.append(Candidate(person, org_id, group_id, approver))
+                if len(queue) == per_approver:
+                    break
+        if len(queue) == per_approver:
+            queues[approver] = queue
+    if len(queues) < approvers:
+        raise ValueError(f"only {len(queues)} approvers with {per_approver} requests each")
+    return queues
+
+
 @dataclass
 class Decisions:
     latencies: list[float] = field(default_factory=list)
@@ -265,22 +298,7 @@ def concurrent_decisions(
     are in flight at once.
     """
     result = Decisions()
-    pool = candidates(community, approvers * per_approver * 3, seed, exclude)
-    by_approver: dict[str, list[Candidate]] = {}
-    used: set[tuple[str, str, str]] = set()
-    for candidate in pool:
-        queue = by_approver.setdefault(candidate.approver, [])
-        if len(by_approver) > approvers and not queue:
-            del by_approver[candidate.approver]
-            continue
-        key = (candidate.person, candidate.organization_id, candidate.group_id)
-        if len(queue) < per_approver and key not in used:
-            queue.append(candidate)
-            used.add(key)
-    queues = {name: q for name, q in by_approver.items() if len(q) == per_approver}
-    queues = dict(list(queues.items())[:approvers])
-    if len(queues) < approvers:
-        raise ValueError(f"only {len(queues)} approvers with {per_approver} requests each")
+    queues = decision_queues(community, approvers, per_approver, seed, exclude)
 
     filed: dict[str, list[str]] = {}
     for approver, queue in queues.items():

@@ -108,6 +108,8 @@ class Bench:
         self.processes: list[Any] = []
         self.used_people: set[str] = set()
         self.portal_url = ""
+        self.pids: dict[str, int] = {}
+        self.profiles: dict[str, Any] = {}
         self.secrets = {
             "keycloak_admin": secrets.token_urlsafe(16),
             "sync_client": secrets.token_urlsafe(24),
@@ -245,6 +247,7 @@ class Bench:
         )
         process.start()
         self.processes.append(process)
+        self.pids[name] = process.process.pid
         self.memory.watch(name, process.process.pid)
         return process
 
@@ -272,11 +275,16 @@ class Bench:
             env={**os.environ, "PYTHONPATH": str(REPO), **self.settings_env()},
             cwd=REPO,
         )
+        from .profile import sampled
+
         started = time.perf_counter()
         process.start()
         self.memory.watch("sync worker", process.process.pid)
-        code = process.process.wait()
+        with sampled(process.process.pid, self.run_dir / f"sync-once-{label}.pyspy") as profile:
+            code = process.process.wait()
         wall = time.perf_counter() - started
+        if profile:
+            self.profiles[f"sync once ({label})"] = profile[0]
         if code != 0:
             from iacs.stack.process import tail
 
@@ -314,7 +322,10 @@ class Bench:
                     "admin_writes": cold.get("writes"),
                     **{f"stage_{k}_seconds": v for k, v in cold.get("stages", {}).items()},
                 },
-                notes=[f"summary: {json.dumps(cold.get('summary'), default=str)[:600]}"],
+                notes=[
+                    f"summary: {json.dumps(cold.get('summary'), default=str)[:600]}",
+                    *self._profile_notes("sync once (cold)"),
+                ],
             )
             limit_ok = self.size_name != "full" or seconds <= 300
             m.met = (
@@ -352,6 +363,10 @@ class Bench:
 
         self.attempt("cold_projection", measure_cold)
         self.attempt("no_change", measure_no_change)
+
+    def _profile_notes(self, name: str) -> list[str]:
+        profile = self.profiles.get(name)
+        return profile.notes(name) if profile is not None else []
 
     def _admin_event_marker(self) -> int:
         """Now, in Keycloak's milliseconds; admin events after it belong to the next step."""
@@ -449,6 +464,7 @@ class Bench:
             concurrent_decisions,
             latency_measurement,
         )
+        from .profile import sampled
         from .tokens import OidcClient
 
         assert self.community is not None
@@ -470,7 +486,10 @@ class Bench:
 
         def propagation() -> Measurement:
             total = len(chosen)
-            with self.progress.stage("propagation and revocation", total=total) as stage:
+            with (
+                self.progress.stage("propagation and revocation", total=total) as stage,
+                sampled(self.pids.get("sync worker"), self.run_dir / "worker.pyspy") as profile,
+            ):
                 lifecycle["run"] = approve_and_revoke(
                     self.portal_url,
                     lambda: portal_client,
@@ -489,6 +508,8 @@ class Bench:
             )
             m.numbers.update({"timeouts": run.propagation_timeouts, "errors": len(run.errors)})
             m.notes += run.errors[:5]
+            if profile:
+                m.notes += profile[0].notes("sync worker during propagation and revocation")
             return m
 
         def revocation() -> Measurement:
@@ -509,7 +530,10 @@ class Bench:
         def decisions() -> Measurement:
             plan = self.plan
             total = plan.approvers * plan.decisions_per_approver
-            with self.progress.stage("portal decisions", total=2 * total) as stage:
+            with (
+                self.progress.stage("portal decisions", total=2 * total) as stage,
+                sampled(self.pids.get("portal"), self.run_dir / "portal.pyspy") as profile,
+            ):
                 run = concurrent_decisions(
                     self.portal_url,
                     lambda: portal_client,
@@ -545,6 +569,8 @@ class Bench:
                     }
                 )
                 m.notes += run.errors[:5]
+                if profile:
+                    m.notes += profile[0].notes("portal during decisions (filing included)")
             return m
 
         if lifecycle_reason is None:
@@ -587,9 +613,7 @@ def run_benchmarks(
         bench.lifecycle_and_decisions()
     finally:
         bench.stop()
-        bench.results.memory = {
-            f"{name} (peak RSS, MiB)": value for name, value in bench.memory.peaks().items()
-        }
+        bench.results.memory = bench.memory.peaks()
         bench.results.finished_at = datetime.now(UTC).isoformat(timespec="seconds")
         bench.results.machine["load_average_end"] = machine_info()["load_average"]
         _order(bench.results)
