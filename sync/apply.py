@@ -30,6 +30,10 @@ class ApplyReport:
     writes: Counter[str] = field(default_factory=Counter)
     missing_users: list[str] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)
+    group_ids: dict[str, str] = field(default_factory=dict)
+    """Path -> id of every managed group after the apply (for the worker's cached state)."""
+    user_ids: dict[str, str] = field(default_factory=dict)
+    """Username -> id of every user the apply knew or found."""
 
     @property
     def total_writes(self) -> int:
@@ -113,6 +117,13 @@ def apply_plan(gateway: KeycloakGateway, plan: Plan, actual: ActualState) -> App
     report.writes = Counter(gateway.writes)
     report.writes.subtract(before)
     report.writes = +report.writes
+    gone = tuple(f"{path}/" for path in plan.delete_groups)
+    report.group_ids = {
+        path: group_id
+        for path, group_id in group_ids.items()
+        if path not in plan.delete_groups and not path.startswith(gone)
+    }
+    report.user_ids = user_ids
     return report
 
 

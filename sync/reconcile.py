@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import time
 from dataclasses import dataclass, field
 
@@ -10,7 +11,7 @@ from .catalogue import Catalogue
 from .diff import diff
 from .gateway import KeycloakGateway
 from .keycloak_state import read_actual
-from .model import DesiredState, DirectorySnapshot, Plan
+from .model import ActualGroup, ActualState, DesiredState, DirectorySnapshot, Plan
 from .project import project
 
 
@@ -21,7 +22,12 @@ class ReconcileResult:
     desired: DesiredState
     plan: Plan
     report: ApplyReport
+    after: ActualState
+    """Keycloak's managed state after this reconcile: what the next incremental run diffs."""
     timings: dict[str, float] = field(default_factory=dict)
+
+    def __str__(self) -> str:
+        return json.dumps(self.summary())
 
     def summary(self) -> dict[str, object]:
         return {
@@ -36,14 +42,48 @@ class ReconcileResult:
         }
 
 
+def state_after(desired: DesiredState, actual: ActualState, report: ApplyReport) -> ActualState:
+    """Keycloak's managed state once ``report``'s apply of the plan for ``desired`` succeeded.
+
+    The worker diffs its incremental runs against this instead of reading Keycloak again; the
+    periodic full reconcile re-reads Keycloak and corrects anything changed behind its back.
+    """
+    if not report.group_ids and not report.writes:  # nothing was applied: nothing changed
+        report.group_ids = {path: group.id for path, group in actual.groups.items()}
+        report.user_ids = {**actual.user_ids, **report.user_ids}
+    missing = set(report.missing_users)
+    members = {path: frozenset(names - missing) for path, names in desired.members_of().items()}
+    return ActualState(
+        groups={
+            path: ActualGroup(
+                id=report.group_ids[path],
+                path=path,
+                attributes=group.attributes,
+                client_roles=group.client_roles,
+            )
+            for path, group in desired.groups.items()
+        },
+        members={path: names for path, names in members.items() if names},
+        user_ids=dict(report.user_ids),
+    )
+
+
 def reconcile(
-    gateway: KeycloakGateway, snapshot: DirectorySnapshot, catalogue: Catalogue
+    gateway: KeycloakGateway,
+    snapshot: DirectorySnapshot,
+    catalogue: Catalogue,
+    actual: ActualState | None = None,
 ) -> ReconcileResult:
-    """Make Keycloak's managed subtree match the snapshot; a second call writes nothing."""
+    """Make Keycloak's managed subtree match the snapshot; a second call writes nothing.
+
+    ``actual`` is the state Keycloak is known to be in (the worker's cache after its last
+    apply); without it Keycloak is read in full.
+    """
     started = time.perf_counter()
     desired = project(snapshot, catalogue)
     projected = time.perf_counter()
-    actual = read_actual(gateway)
+    if actual is None:
+        actual = read_actual(gateway)
     read = time.perf_counter()
     plan = diff(desired, actual)
     planned = time.perf_counter()
@@ -53,6 +93,7 @@ def reconcile(
         desired=desired,
         plan=plan,
         report=report,
+        after=state_after(desired, actual, report),
         timings={
             "project": projected - started,
             "read": read - projected,

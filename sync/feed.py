@@ -1,0 +1,142 @@
+"""The directory's change feed as the worker follows it: a durable cursor over ``cn=accesslog``.
+
+``iacs.directory`` reads the accesslog (``(reqStart>=cursor)`` with ldap3, see
+``iacs/directory/changes.py``); this module keeps the worker's place in it. The cursor is the
+``reqStart`` of the last change whose effect is in Keycloak, kept in a small JSON file written
+atomically (temporary file, fsync, rename), and it only moves when the worker says a batch was
+applied. A cursor older than the oldest retained entry means the log was purged past it (a
+gap): the worker must then reconcile fully.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Protocol
+
+CLOCK_MARGIN = timedelta(seconds=60)
+
+
+class ChangeSource(Protocol):
+    """What the feed needs of ``iacs.directory.Directory``."""
+
+    def changes_since(self, cursor: str | None, *, limit: int = 1000) -> list: ...
+
+    def oldest_change_cursor(self) -> str | None: ...
+
+
+class CursorFile:
+    """The durable cursor: read at start, replaced atomically after each applied batch."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = Path(path)
+
+    def load(self) -> tuple[str | None, bool]:
+        """The saved cursor (None if none) and whether it is the reqStart of a real entry."""
+        try:
+            data = json.loads(self.path.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            return None, True
+        except (OSError, ValueError) as exc:
+            raise RuntimeError(f"unreadable sync cursor file {self.path}: {exc}") from exc
+        cursor = data.get("cursor") if isinstance(data, dict) else None
+        if not isinstance(cursor, str) or not cursor:
+            return None, True
+        return cursor, data.get("exact", True) is not False
+
+    def save(self, cursor: str, exact: bool = True) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        payload = json.dumps(
+            {"cursor": cursor, "exact": exact, "saved_at": datetime.now(UTC).isoformat()}
+        )
+        fd, temporary = tempfile.mkstemp(prefix=".cursor-", dir=self.path.parent)
+        try:
+            with os.fdopen(fd, "w", encoding="utf-8") as handle:
+                handle.write(payload)
+                handle.flush()
+                os.fsync(handle.fileno())
+            os.replace(temporary, self.path)
+        except BaseException:
+            Path(temporary).unlink(missing_ok=True)
+            raise
+        directory = os.open(self.path.parent, os.O_RDONLY)
+        try:
+            os.fsync(directory)
+        finally:
+            os.close(directory)
+
+
+@dataclass(frozen=True, slots=True)
+class Batch:
+    """The changes after the cursor, and whether a full reconcile is needed first."""
+
+    changes: tuple
+    head: str | None
+    """The cursor to save once this batch is applied (the last change's), or None: no change."""
+    gap: bool
+    """The cursor is missing or older than the log: some changes can no longer be read."""
+    exact: bool = True
+    """False when ``head`` is a point in time rather than the reqStart of a real entry."""
+
+    def oldest_time(self) -> datetime | None:
+        """When the oldest change of the batch was written (for the lag metric)."""
+        return parse_generalized_time(self.changes[0].cursor) if self.changes else None
+
+
+class ChangeFeed:
+    """Reads what was written after the saved cursor; saves the cursor when told."""
+
+    def __init__(self, source: ChangeSource, cursor_file: CursorFile, page: int = 1000) -> None:
+        self.source = source
+        self.cursor_file = cursor_file
+        self.page = page
+        self.cursor, self.exact = cursor_file.load()
+
+    def pending(self) -> Batch:
+        """Every change after the cursor (drained page by page), and whether there is a gap."""
+        gap = self.cursor is None
+        if not gap and self.exact:  # the cursor's own entry, or later ones, were purged
+            oldest = self.source.oldest_change_cursor()
+            gap = oldest is not None and oldest > self.cursor
+        changes: list = []
+        cursor = self.cursor
+        while True:
+            page = self.source.changes_since(cursor, limit=self.page)
+            changes.extend(page)
+            if len(page) < self.page:
+                break
+            cursor = page[-1].cursor
+        if changes:
+            return Batch(changes=tuple(changes), head=changes[-1].cursor, gap=gap)
+        if gap:
+            # Nothing retained to stand on: start from a little before now (slapd's clock may
+            # differ a bit); changes re-read from that margin are applied again, harmlessly.
+            moment = generalized_time(datetime.now(UTC) - CLOCK_MARGIN)
+            return Batch(changes=(), head=moment, gap=True, exact=False)
+        return Batch(changes=(), head=None, gap=False)
+
+    def applied(self, batch: Batch) -> None:
+        """Move the cursor past ``batch`` (only after its effect is in Keycloak)."""
+        if batch.head is not None and (self.cursor is None or batch.head > self.cursor):
+            self.cursor_file.save(batch.head, exact=batch.exact)
+            self.cursor, self.exact = batch.head, batch.exact
+
+
+def generalized_time(moment: datetime) -> str:
+    """An aware datetime in slapd's reqStart form (``YYYYmmddHHMMSS.ffffffZ``, UTC)."""
+    return moment.astimezone(UTC).strftime("%Y%m%d%H%M%S.%fZ")
+
+
+def parse_generalized_time(value: str) -> datetime | None:
+    """``20261129004512.123456Z`` (slapd's reqStart) as an aware datetime; None if unparsable."""
+    text = value.rstrip("Z")
+    for layout in ("%Y%m%d%H%M%S.%f", "%Y%m%d%H%M%S"):
+        try:
+            return datetime.strptime(text, layout).replace(tzinfo=UTC)
+        except ValueError:
+            continue
+    return None

@@ -1,0 +1,285 @@
+"""The sync worker: keeps Keycloak's ``/iacs`` groups equal to the directory's approved roles.
+
+Two kinds of run, both ``snapshot -> project -> diff -> apply``:
+
+- **full**: Keycloak's managed state is read in full; at start, every
+  ``reconcile_interval_seconds``, after a gap in the change feed, and after any failure;
+- **incremental**: when the change feed has something after the cursor, or on a nudge (the
+  portal posts ``/nudge`` after each decision). The diff is against the state the worker itself
+  left Keycloak in, so a change reaches Keycloak within about a second without re-reading it.
+
+The cursor moves only once a run's writes are done; a failed run leaves it where it was and is
+retried with exponential backoff (Keycloak or slapd down), as a full run.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any
+
+import requests
+from keycloak.exceptions import KeycloakError
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+from iacs.settings import Settings
+
+from .catalogue import Catalogue, load_catalogue
+from .feed import Batch, ChangeFeed, CursorFile
+from .gateway import KeycloakGateway, KeycloakUnavailable
+from .model import ActualState
+from .reconcile import ReconcileResult, reconcile
+
+log = logging.getLogger("sync.worker")
+MAX_BACKOFF_SECONDS = 30.0
+
+
+def _retryable() -> tuple[type[BaseException], ...]:
+    """Failures that mean "a server is down or busy": retry later, never crash."""
+    from iacs.directory import DirectoryError
+
+    return (DirectoryError, KeycloakUnavailable, KeycloakError, requests.RequestException, OSError)
+
+
+class Metrics:
+    """The worker's Prometheus metrics, in a registry of its own."""
+
+    def __init__(self, registry: CollectorRegistry | None = None) -> None:
+        self.registry = registry or CollectorRegistry()
+        r = self.registry
+        self.lag = Gauge(
+            "iacs_sync_lag_seconds",
+            "Age of the oldest directory change not yet applied to Keycloak (0 when caught up)",
+            registry=r,
+        )
+        self.propagation = Histogram(
+            "iacs_sync_propagation_seconds",
+            "From a directory write (reqStart) to its application in Keycloak",
+            buckets=(0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60, 300),
+            registry=r,
+        )
+        self.changes_applied = Counter(
+            "iacs_sync_changes_applied", "Directory changes applied to Keycloak", registry=r
+        )
+        self.admin_writes = Counter(
+            "iacs_sync_admin_writes", "Keycloak admin-API writes", ["kind"], registry=r
+        )
+        self.logouts = Counter(
+            "iacs_sync_logouts", "Users logged out after losing authority", registry=r
+        )
+        self.errors = Counter(
+            "iacs_sync_errors", "Runs that failed (and will be retried)", ["kind"], registry=r
+        )
+        self.runs = Counter("iacs_sync_runs", "Runs completed", ["kind"], registry=r)
+        self.run_seconds = Histogram(
+            "iacs_sync_run_seconds",
+            "Duration of a run",
+            ["kind"],
+            buckets=(0.1, 0.25, 0.5, 1, 2, 5, 10, 15, 30, 60, 120, 300),
+            registry=r,
+        )
+        self.last_full = Gauge(
+            "iacs_sync_last_full_reconcile_timestamp_seconds",
+            "When the last full reconcile finished (Unix time)",
+            registry=r,
+        )
+        self.missing_users = Gauge(
+            "iacs_sync_missing_users",
+            "Users with approved roles who are not in Keycloak (last run)",
+            registry=r,
+        )
+
+
+class SyncWorker:
+    """One worker: its connections, its cursor, its cached Keycloak state and its metrics."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        directory: Any = None,
+        gateway_factory: Callable[[], KeycloakGateway] | None = None,
+        catalogue: Catalogue | None = None,
+        metrics: Metrics | None = None,
+    ) -> None:
+        self.settings = settings
+        self.catalogue = catalogue or load_catalogue(settings.sync.catalogue_file)
+        if directory is None:
+            from iacs.directory import Directory
+
+            directory = Directory(settings.ldap, account="sync")
+        self.directory = directory
+        self.gateway_factory = gateway_factory or (
+            lambda: KeycloakGateway.from_settings(settings.keycloak)
+        )
+        self.gateway: KeycloakGateway | None = None
+        self.feed = ChangeFeed(directory, CursorFile(settings.sync.cursor_file))
+        self.metrics = metrics or Metrics()
+        self.cache: ActualState | None = None
+        self.last_error: str | None = None
+        self.last_success: float | None = None
+        self._next_full = 0.0
+        self._failures = 0
+        self._nudged = threading.Event()
+        self._wake = threading.Event()
+        self._stop = threading.Event()
+
+    # -- control -----------------------------------------------------------------------------
+
+    def nudge(self) -> None:
+        """Run now (the portal calls this after each decision)."""
+        self._nudged.set()
+        self._wake.set()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._wake.set()
+
+    def health(self) -> tuple[bool, dict[str, Any]]:
+        """Healthy unless the last run failed; with what an operator wants to see."""
+        details = {
+            "status": "failing" if self.last_error else "ok",
+            "last_success": self.last_success,
+            "last_error": self.last_error,
+            "cursor": self.feed.cursor,
+            "consecutive_failures": self._failures,
+        }
+        return self.last_error is None, details
+
+    # -- runs --------------------------------------------------------------------------------
+
+    def step(self, *, full: bool = False) -> ReconcileResult | None:
+        """One run if there is anything to do (a full one when ``full`` or the feed has a gap)."""
+        nudged = self._nudged.is_set()
+        self._nudged.clear()
+        batch = self.feed.pending()
+        full = full or batch.gap or self.cache is None
+        oldest = batch.oldest_time()
+        self.metrics.lag.set(
+            (datetime.now(UTC) - oldest).total_seconds() if oldest is not None else 0
+        )
+        if not (full or batch.changes or nudged):
+            return None
+        kind = "full" if full else "incremental"
+        started = time.perf_counter()
+        if self.gateway is None:
+            self.gateway = self.gateway_factory()
+        snapshot = self.directory.snapshot()
+        result = reconcile(
+            self.gateway, snapshot, self.catalogue, actual=None if full else self.cache
+        )
+        self.cache = None if result.report.problems else result.after
+        self.feed.applied(batch)
+        if full:
+            self._next_full = time.monotonic() + self.settings.sync.reconcile_interval_seconds
+        self._record(kind, batch, result, time.perf_counter() - started)
+        return result
+
+    def _record(self, kind: str, batch: Batch, result: ReconcileResult, seconds: float) -> None:
+        m = self.metrics
+        m.runs.labels(kind).inc()
+        m.run_seconds.labels(kind).observe(seconds)
+        m.changes_applied.inc(len(batch.changes))
+        for write_kind, count in result.report.writes.items():
+            m.admin_writes.labels(write_kind).inc(count)
+        m.logouts.inc(len(result.plan.logouts))
+        m.missing_users.set(len(result.report.missing_users))
+        m.lag.set(0)
+        oldest = batch.oldest_time()
+        if oldest is not None:
+            m.propagation.observe(max(0.0, (datetime.now(UTC) - oldest).total_seconds()))
+        if kind == "full":
+            m.last_full.set(time.time())
+        self.last_error = None
+        self.last_success = time.time()
+        summary = result.summary()
+        level = logging.INFO if summary["writes"] or kind == "full" else logging.DEBUG
+        log.log(
+            level,
+            f"{kind} run done",
+            extra={
+                "run": kind,
+                "changes": len(batch.changes),
+                "cursor": self.feed.cursor,
+                **summary,
+                "missing_user_names": result.report.missing_users[:20],
+                "problem_list": result.report.problems[:20],
+            },
+        )
+
+    def run(self) -> None:
+        """Loop until ``stop``: poll, run, back off on failure."""
+        poll = self.settings.sync.poll_interval_seconds
+        while not self._stop.is_set():
+            try:
+                self.step(full=time.monotonic() >= self._next_full)
+            except _retryable() as exc:
+                self._failed(exc)
+                continue
+            self._failures = 0
+            self._wake.wait(timeout=poll)
+            self._wake.clear()
+
+    def _failed(self, exc: BaseException) -> None:
+        self._failures += 1
+        self.cache = None  # what Keycloak holds is unknown now: the next run reads it in full
+        kind = "directory" if _is_directory_error(exc) else "keycloak"
+        if kind == "keycloak":
+            self.gateway = None  # a fresh token and session on the next try
+        self.last_error = f"{type(exc).__name__}: {exc}"
+        self.metrics.errors.labels(kind).inc()
+        delay = min(MAX_BACKOFF_SECONDS, 0.5 * 2 ** (self._failures - 1))
+        log.warning(
+            "run failed; retrying",
+            extra={"error": self.last_error, "retry_in_seconds": delay, "failures": self._failures},
+        )
+        self._stop.wait(timeout=delay)
+
+
+def _is_directory_error(exc: BaseException) -> bool:
+    from iacs.directory import DirectoryError
+
+    return isinstance(exc, DirectoryError)
+
+
+def run_once(settings: Settings, progress: bool = False) -> ReconcileResult:
+    """One full reconcile (``iacs sync once``); the change-feed cursor is left alone."""
+    from .logs import configure_logging
+
+    configure_logging(logging.INFO if progress else logging.WARNING)
+    from iacs.directory import Directory
+
+    catalogue = load_catalogue(settings.sync.catalogue_file)
+    with Directory(settings.ldap, account="sync") as directory:
+        started = time.perf_counter()
+        snapshot = directory.snapshot()
+        read_directory = time.perf_counter() - started
+        gateway = KeycloakGateway.from_settings(settings.keycloak)
+        result = reconcile(gateway, snapshot, catalogue)
+    result.timings = {"snapshot": read_directory, **result.timings}
+    result.timings["total"] += read_directory
+    if progress:
+        log.info("sync once done", extra=result.summary())
+    return result
+
+
+def run_forever(settings: Settings) -> None:
+    """``iacs sync run``: the worker with its HTTP endpoint, until SIGTERM or SIGINT."""
+    from .http import serve
+    from .logs import configure_logging
+
+    configure_logging()
+    worker = SyncWorker(settings)
+    server = serve(worker, settings.sync.listen)
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, lambda *_: worker.stop())
+    log.info("sync worker started", extra={"listen": settings.sync.listen})
+    try:
+        worker.run()
+    finally:
+        server.shutdown()
+        log.info("sync worker stopped")
