@@ -174,7 +174,8 @@ def render_markdown(results: Results, plots: dict[str, Path], base: Path) -> str
     verdict = {True: "yes", False: "**no**", None: "-"}
     size_note = {
         "ci": "CI size (a few hundred people): checks that the benchmark works; the numbers "
-        "say little about a real community.",
+        "say little about a real community. The full-size run (`iacs bench --size full`) "
+        "writes this page again with 10,000 people.",
         "full": "Full size: a provider community of the issue's default size.",
     }.get(results.size, "")
     lines = [

@@ -2,7 +2,8 @@
 
 It checks that every measurement ran or says why it did not, never that a target was met: the
 numbers of a few hundred people on a shared CI machine mean nothing (docs/benchmarks.md holds the
-full-size run).
+full-size run). About 3-4 minutes on an idle 2-core machine, mostly Keycloak's start and the
+realm's application; the timeout leaves room for a loaded one.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ import pytest
 from bench.report import FAILED, MEASURED, NOT_MEASURED
 from bench.run import TITLES, run_benchmarks
 
-pytestmark = [pytest.mark.servers, pytest.mark.timeout(420)]
+pytestmark = [pytest.mark.servers, pytest.mark.timeout(900)]
 
 
 def test_ci_size_benchmark_runs_end_to_end(tmp_path):
