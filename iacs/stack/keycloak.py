@@ -1,0 +1,445 @@
+"""Keycloak as a local process: fetch the server distribution with Maven, build it once, start it.
+
+The distribution is cached outside the repository (``~/.cache/iacs/keycloak/<version>``, or
+``$IACS_CACHE_DIR/keycloak/<version>``). ``ensure_distribution`` fetches the zip with Maven,
+unpacks it and runs ``kc.sh build`` once under a file lock, so parallel test processes share one
+build; a stamp file makes every later call instant.
+
+``start_keycloak`` runs ``kc.sh start --optimized`` in production mode with a dev-file (H2)
+database, a local cache and a transaction log that all live inside the given run directory, so
+runs never share state. It answers once ``/health/ready`` on the management port says UP, or
+raises ``ServerStartError`` with the tail of the log and leaves no process behind.
+
+Measured on the 2-core development machine (Java 17, Keycloak 26.5.6): unpacking and building
+takes about 15-25 s once; a start to ready takes about 15 s on an idle machine (25-30 s while
+other servers compete for the two cores).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import json
+import os
+import re
+import shutil
+import subprocess
+import time
+import zipfile
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import requests
+
+from iacs.stack.process import (
+    ManagedProcess,
+    MissingPrerequisite,
+    ServerStartError,
+    free_port,
+    tail,
+)
+
+if TYPE_CHECKING:
+    from keycloak import KeycloakAdmin
+
+KEYCLOAK_VERSION = "26.5.6"
+"""The Keycloak server the stack, the tests and docker-compose use."""
+
+MAVEN_ARTIFACT = "org.keycloak:keycloak-quarkus-dist:{version}:zip"
+
+BUILD_OPTIONS: tuple[str, ...] = (
+    "--db=dev-file",
+    "--health-enabled=true",
+    "--metrics-enabled=true",
+)
+"""Build-time options baked into the cached distribution (``kc.sh build``)."""
+
+MINIMUM_JAVA = 17
+"""Keycloak 26.5 supports OpenJDK 17, 21 and 25; 17 is what Debian 12 ships."""
+
+JAVA_PACKAGE = "openjdk-17-jre-headless"
+MAVEN_PACKAGE = "maven"
+
+JAVA_HEAP = "-Xms64m -Xmx1g"
+"""Modest heap: a test or dev server holds a few realms and some thousand users."""
+
+STAMP_NAME = ".iacs-built.json"
+
+
+class DistributionError(RuntimeError):
+    """Fetching, unpacking or building the Keycloak distribution failed."""
+
+
+# --------------------------------------------------------------------------------------------
+# Java and Maven
+
+
+@dataclass(frozen=True)
+class JavaRuntime:
+    """A Java installation that can run Keycloak."""
+
+    home: Path
+    major: int
+
+
+def find_java() -> JavaRuntime:
+    """The Java that runs Keycloak.
+
+    ``IACS_KEYCLOAK_JAVA_HOME`` wins, then ``JAVA_HOME``, then the ``java`` on ``PATH``. It must
+    be Java 17 or newer (Keycloak 26.5 supports 17, 21 and 25).
+    """
+    for variable in ("IACS_KEYCLOAK_JAVA_HOME", "JAVA_HOME"):
+        value = os.environ.get(variable)
+        if value and (Path(value) / "bin" / "java").exists():
+            return _checked_java(Path(value))
+    java = shutil.which("java")
+    if java is None:
+        raise MissingPrerequisite(
+            f"Keycloak needs Java {MINIMUM_JAVA} or newer and no `java` is on PATH; "
+            f"install the Debian package {JAVA_PACKAGE}"
+        )
+    return _checked_java(Path(java).resolve().parent.parent)
+
+
+def _checked_java(home: Path) -> JavaRuntime:
+    major = _java_major(home)
+    if major < MINIMUM_JAVA:
+        raise MissingPrerequisite(
+            f"Keycloak {KEYCLOAK_VERSION} needs Java {MINIMUM_JAVA} or newer, {home} is Java "
+            f"{major}; install the Debian package {JAVA_PACKAGE} (or set IACS_KEYCLOAK_JAVA_HOME)"
+        )
+    return JavaRuntime(home=home, major=major)
+
+
+def _java_major(home: Path) -> int:
+    release = home / "release"
+    text = ""
+    if release.exists():
+        match = re.search(r'^JAVA_VERSION="([^"]+)"', release.read_text(), re.MULTILINE)
+        text = match.group(1) if match else ""
+    if not text:
+        result = subprocess.run(
+            [str(home / "bin" / "java"), "-version"],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+        match = re.search(r'version "([^"]+)"', result.stderr)
+        text = match.group(1) if match else "0"
+    first = text.split(".")[0]
+    if first == "1":  # 1.8.0_x
+        first = text.split(".")[1]
+    return int(re.sub(r"\D.*", "", first) or 0)
+
+
+def _find_maven() -> str:
+    mvn = shutil.which("mvn")
+    if mvn is None:
+        raise MissingPrerequisite(
+            "fetching Keycloak needs Maven and no `mvn` is on PATH; "
+            f"install the Debian package {MAVEN_PACKAGE}"
+        )
+    return mvn
+
+
+# --------------------------------------------------------------------------------------------
+# The cached distribution
+
+
+def cache_root(cache_dir: Path | None = None) -> Path:
+    """Root of the project's download cache (outside the repository)."""
+    if cache_dir is not None:
+        return Path(cache_dir)
+    env = os.environ.get("IACS_CACHE_DIR")
+    if env:
+        return Path(env)
+    return Path.home() / ".cache" / "iacs"
+
+
+def ensure_distribution(version: str = KEYCLOAK_VERSION, cache_dir: Path | None = None) -> Path:
+    """The home of a built Keycloak distribution, fetching and building it the first time.
+
+    Parallel callers are serialized by a file lock; the one that comes second finds the stamp and
+    returns at once.
+    """
+    version_dir = cache_root(cache_dir) / "keycloak" / version
+    home = version_dir / f"keycloak-{version}"
+    if _stamp_matches(home):
+        return home
+    version_dir.mkdir(parents=True, exist_ok=True)
+    with _file_lock(version_dir / ".lock"):
+        if _stamp_matches(home):
+            return home
+        java = find_java()
+        started = time.monotonic()
+        if not (home / "bin" / "kc.sh").exists():
+            _fetch_and_unpack(version, version_dir, home)
+        fetched = time.monotonic()
+        _build(home, java, version_dir / "build.log")
+        built = time.monotonic()
+        (home / STAMP_NAME).write_text(
+            json.dumps(
+                {
+                    "version": version,
+                    "build_options": list(BUILD_OPTIONS),
+                    "java_home": str(java.home),
+                    "java_major": java.major,
+                    "fetch_seconds": round(fetched - started, 1),
+                    "build_seconds": round(built - fetched, 1),
+                },
+                indent=2,
+            )
+            + "\n"
+        )
+    return home
+
+
+def _stamp_matches(home: Path) -> bool:
+    try:
+        stamp = json.loads((home / STAMP_NAME).read_text())
+    except (FileNotFoundError, ValueError):
+        return False
+    return stamp.get("build_options") == list(BUILD_OPTIONS)
+
+
+@contextlib.contextmanager
+def _file_lock(path: Path) -> Iterator[None]:
+    with path.open("a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def _fetch_and_unpack(version: str, version_dir: Path, home: Path) -> None:
+    mvn = _find_maven()
+    download = version_dir / "download"
+    shutil.rmtree(download, ignore_errors=True)
+    download.mkdir()
+    result = subprocess.run(
+        [
+            mvn,
+            "-q",
+            "-B",
+            "dependency:copy",
+            f"-Dartifact={MAVEN_ARTIFACT.format(version=version)}",
+            f"-DoutputDirectory={download}",
+        ],
+        capture_output=True,
+        text=True,
+        cwd=version_dir,  # no pom.xml here: Maven must not pick up a project
+        timeout=1800,
+        check=False,
+    )
+    archives = sorted(download.glob("*.zip"))
+    if result.returncode != 0 or not archives:
+        raise DistributionError(
+            f"mvn dependency:copy of Keycloak {version} failed (exit {result.returncode}):\n"
+            f"{(result.stdout + result.stderr)[-4000:]}"
+        )
+    staging = version_dir / "unpacking"
+    shutil.rmtree(staging, ignore_errors=True)
+    _unzip(archives[0], staging)
+    unpacked = staging / home.name
+    if not (unpacked / "bin" / "kc.sh").exists():
+        raise DistributionError(f"{archives[0]} does not contain {home.name}/bin/kc.sh")
+    shutil.rmtree(home, ignore_errors=True)
+    unpacked.rename(home)
+    shutil.rmtree(staging, ignore_errors=True)
+    shutil.rmtree(download, ignore_errors=True)  # Maven keeps its own copy in ~/.m2
+
+
+def _unzip(archive: Path, target: Path) -> None:
+    """Unzip keeping the Unix permission bits (``zipfile`` alone drops the execute bits)."""
+    with zipfile.ZipFile(archive) as zipped:
+        for info in zipped.infolist():
+            extracted = Path(zipped.extract(info, target))
+            mode = (info.external_attr >> 16) & 0o777
+            if mode and not info.is_dir():
+                extracted.chmod(mode)
+
+
+def _build(home: Path, java: JavaRuntime, log_path: Path) -> None:
+    with log_path.open("wb") as log:
+        result = subprocess.run(
+            [str(home / "bin" / "kc.sh"), "build", *BUILD_OPTIONS],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            env=_server_env(java),
+            cwd=home,
+            timeout=900,
+            check=False,
+        )
+    if result.returncode != 0:
+        raise DistributionError(
+            f"kc.sh build failed (exit {result.returncode}); last lines of {log_path}:\n"
+            f"{tail(log_path)}"
+        )
+
+
+def _server_env(java: JavaRuntime, extra: dict[str, str] | None = None) -> dict[str, str]:
+    """The environment of kc.sh: ours only, never a KC_* or JAVA_OPTS inherited by accident."""
+    env = {
+        key: value
+        for key, value in os.environ.items()
+        if not key.startswith(("KC_", "QUARKUS_", "JAVA_OPTS", "KEYCLOAK_"))
+        and key not in {"JAVA_HOME", "JAVA", "JAVA_ADD_OPENS", "DEBUG", "DEBUG_PORT"}
+    }
+    env["JAVA_HOME"] = str(java.home)
+    env["JAVA_OPTS_KC_HEAP"] = JAVA_HEAP
+    env.update(extra or {})
+    return env
+
+
+# --------------------------------------------------------------------------------------------
+# A running server
+
+
+@dataclass
+class KeycloakInstance:
+    """A running Keycloak; stop it with ``stop()`` or by leaving its ``with`` block."""
+
+    url: str
+    """Base URL, e.g. ``http://127.0.0.1:41234`` (no trailing slash, no ``/auth``)."""
+    management_url: str
+    """Base URL of the management interface (``/health/ready``, ``/metrics``)."""
+    admin_username: str
+    """Bootstrap administrator of the master realm."""
+    admin_password: str
+    run_dir: Path
+    log_path: Path
+    process: ManagedProcess = field(repr=False)
+
+    @property
+    def pid(self) -> int | None:
+        """Process id of the launcher (the leader of the server's process group)."""
+        return self.process.process.pid if self.process.process else None
+
+    @property
+    def running(self) -> bool:
+        return self.process.running
+
+    def admin(self, realm_name: str = "master") -> KeycloakAdmin:
+        """A python-keycloak admin client working on ``realm_name`` as the master admin."""
+        from keycloak import KeycloakAdmin
+
+        return KeycloakAdmin(
+            server_url=self.url + "/",
+            username=self.admin_username,
+            password=self.admin_password,
+            realm_name=realm_name,
+            user_realm_name="master",
+        )
+
+    def stop(self) -> None:
+        """Stop the server and everything it started."""
+        self.process.stop()
+
+    def __enter__(self) -> KeycloakInstance:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stop()
+
+
+def start_keycloak(
+    run_dir: Path,
+    *,
+    admin_username: str,
+    admin_password: str,
+    port: int | None = None,
+    timeout: float = 240.0,
+    extra_args: Sequence[str] = (),
+    version: str = KEYCLOAK_VERSION,
+    cache_dir: Path | None = None,
+) -> KeycloakInstance:
+    """Start Keycloak on 127.0.0.1 with all its state in ``run_dir`` and wait until it is ready.
+
+    ``extra_args`` are appended to ``kc.sh start`` (runtime options only: the distribution is
+    built once with ``BUILD_OPTIONS``). Raises ``ServerStartError`` with the tail of the log if
+    the server exits or is not ready within ``timeout`` seconds; no process is left behind then.
+    """
+    home = ensure_distribution(version, cache_dir)
+    java = find_java()
+    run_dir = Path(run_dir).resolve()
+    run_dir.mkdir(parents=True, exist_ok=True)
+    http_port = port or free_port()
+    management_port = free_port()
+    while management_port == http_port:
+        management_port = free_port()
+    argv = [
+        str(home / "bin" / "kc.sh"),
+        "start",
+        "--optimized",
+        "--http-enabled=true",
+        "--hostname-strict=false",
+        "--http-host=127.0.0.1",
+        f"--http-port={http_port}",
+        f"--http-management-port={management_port}",
+        # A single node: no JGroups cluster (it would listen on 7800 and join other servers).
+        "--cache=local",
+        f"--db-url-path={run_dir / 'db'}",
+        # Narayana's object store defaults to <home>/data, shared by every run: keep it here.
+        f"-Dquarkus.transaction-manager.object-store.directory={run_dir / 'transaction-logs'}",
+        *extra_args,
+    ]
+    env = _server_env(
+        java,
+        {
+            "KC_BOOTSTRAP_ADMIN_USERNAME": admin_username,
+            "KC_BOOTSTRAP_ADMIN_PASSWORD": admin_password,
+        },
+    )
+    log_path = run_dir / "keycloak.log"
+    process = ManagedProcess("keycloak", argv, log_path, env=env, cwd=run_dir)
+    url = f"http://127.0.0.1:{http_port}"
+    management_url = f"http://127.0.0.1:{management_port}"
+
+    def ready() -> bool:
+        response = requests.get(f"{management_url}/health/ready", timeout=2)
+        return response.status_code == 200 and response.json().get("status") == "UP"
+
+    process.start()
+    try:
+        process.wait_ready(ready, timeout=timeout, interval=0.25)
+    except BaseException:
+        process.stop()  # also on KeyboardInterrupt: never leave a server behind
+        raise
+    return KeycloakInstance(
+        url=url,
+        management_url=management_url,
+        admin_username=admin_username,
+        admin_password=admin_password,
+        run_dir=run_dir,
+        log_path=log_path,
+        process=process,
+    )
+
+
+def distribution_info(version: str = KEYCLOAK_VERSION, cache_dir: Path | None = None) -> dict:
+    """What the stamp of a built distribution records (timings, Java), or {} if not built."""
+    home = cache_root(cache_dir) / "keycloak" / version / f"keycloak-{version}"
+    try:
+        return json.loads((home / STAMP_NAME).read_text())
+    except (FileNotFoundError, ValueError):
+        return {}
+
+
+__all__ = [
+    "BUILD_OPTIONS",
+    "KEYCLOAK_VERSION",
+    "DistributionError",
+    "JavaRuntime",
+    "KeycloakInstance",
+    "MissingPrerequisite",
+    "ServerStartError",
+    "distribution_info",
+    "ensure_distribution",
+    "find_java",
+    "start_keycloak",
+]
