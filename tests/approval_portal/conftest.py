@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import re
 import secrets
+import threading
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -38,16 +39,24 @@ _CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')
 
 
 class Clock:
-    """A clock the tests move forward (LC-2 expiry, LC-3 recertification)."""
+    """A clock the tests move forward (LC-2 expiry, LC-3 recertification).
+
+    Like a real clock it never answers the same instant twice (one microsecond per reading):
+    two decisions are never stamped with the same time.
+    """
 
     def __init__(self) -> None:
         self.now = datetime.now(UTC)
+        self._lock = threading.Lock()
 
     def __call__(self) -> datetime:
-        return self.now
+        with self._lock:
+            self.now += timedelta(microseconds=1)
+            return self.now
 
     def advance(self, **delta: float) -> None:
-        self.now += timedelta(**delta)
+        with self._lock:
+            self.now += timedelta(**delta)
 
 
 @dataclass
