@@ -12,6 +12,7 @@ from __future__ import annotations
 import random
 import threading
 import time
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -206,11 +207,23 @@ def _poll_refused(client: OidcClient, refresh_token: str) -> tuple[float | None,
     while time.perf_counter() < deadline:
         response = client.refresh(refresh_token)
         polls += 1
-        if response.status_code == 400:
+        if 400 <= response.status_code < 500:
+            refused_with[f"{response.status_code} {_oauth_error(response)}"] += 1
             return time.perf_counter(), polls
         if response.status_code == 200:
             refresh_token = response.json().get("refresh_token", refresh_token)
     return None, polls
+
+
+refused_with: Counter[str] = Counter()
+"""How Keycloak refused the refresh after each revocation (status and OAuth error)."""
+
+
+def _oauth_error(response: requests.Response) -> str:
+    try:
+        return str(response.json().get("error", ""))
+    except ValueError:
+        return ""
 
 
 def latency_measurement(

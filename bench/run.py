@@ -528,6 +528,9 @@ class Bench:
                 2.0,
             )
             m.numbers["timeouts"] = run.revocation_timeouts
+            from .portal import refused_with
+
+            m.notes.append(f"refresh refused with: {dict(refused_with)}")
             _count_timeouts(m, run.revocation_timeouts)
             return m
 
