@@ -55,6 +55,25 @@ def test_second_sync_writes_nothing(gateway, make_users) -> None:
     assert gateway.total_writes == writes_before
 
 
+def test_state_after_an_apply_is_what_keycloak_then_reports(gateway, make_users) -> None:
+    """The worker's incremental runs diff against ``after``: it must equal a fresh read."""
+    make_users(*PEOPLE)
+    reconcile(gateway, world(PEOPLE), CATALOGUE)
+    changed = {**PEOPLE, "eve": [], "ada": [end_user(ORG_A, "billing")]}
+    result = reconcile(gateway, world(changed), CATALOGUE)
+    fresh = read_actual(gateway)
+    assert {p: g.id for p, g in fresh.groups.items()} == {
+        p: g.id for p, g in result.after.groups.items()
+    }
+    assert fresh.members == result.after.members
+    assert all(
+        dict(fresh.groups[p].attributes) == dict(g.attributes)
+        and dict(fresh.groups[p].client_roles) == dict(g.client_roles)
+        for p, g in result.after.groups.items()
+    )
+    assert reconcile(gateway, world(changed), CATALOGUE, actual=result.after).plan.is_empty
+
+
 def test_user_absent_from_keycloak_is_skipped_and_reported(gateway, make_users) -> None:
     make_users("eve")
     result = reconcile(gateway, world({"eve": PEOPLE["eve"], "ghost": PEOPLE["eve"]}), CATALOGUE)
