@@ -14,6 +14,7 @@ retried with exponential backoff (Keycloak or slapd down), as a full run.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import signal
 import threading
@@ -120,6 +121,7 @@ class SyncWorker:
         self.feed = ChangeFeed(directory, CursorFile(settings.sync.cursor_file))
         self.metrics = metrics or Metrics()
         self.cache: ActualState | None = None
+        self._snapshot: Any = None
         self.last_error: str | None = None
         self.last_success: float | None = None
         self._next_full = 0.0
@@ -164,11 +166,23 @@ class SyncWorker:
         )
         if not (full or batch.changes or nudged):
             return None
+        touched = None if full or not batch.changes else self._people_touched(batch)
+        if touched is not None and not touched and not nudged:
+            self.feed.applied(batch)  # only requests and audit records: nothing to project
+            self.metrics.lag.set(0)
+            return None
         kind = "full" if full else "incremental"
         started = time.perf_counter()
         if self.gateway is None:
             self.gateway = self.gateway_factory()
-        snapshot = self.directory.snapshot()
+        if touched is not None and self._snapshot is not None:
+            people = dict(self._snapshot.people)
+            for username in touched:
+                people[username] = self.directory.memberships_of(username)
+            snapshot = dataclasses.replace(self._snapshot, people=people)
+        else:
+            snapshot = self.directory.snapshot()
+        self._snapshot = snapshot
         result = reconcile(
             self.gateway, snapshot, self.catalogue, actual=None if full else self.cache
         )
@@ -178,6 +192,23 @@ class SyncWorker:
             self._next_full = time.monotonic() + self.settings.sync.reconcile_interval_seconds
         self._record(kind, batch, result, time.perf_counter() - started)
         return result
+
+    def _people_touched(self, batch: Batch) -> set[str] | None:
+        """People whose memberships the batch may have changed, read one by one on an
+        incremental run; None when it touched more (an organization, a group, a surrogate
+        group's associations): then the whole snapshot is read again.
+        """
+        tree = getattr(self.directory, "tree", None)
+        if tree is None or not hasattr(self.directory, "memberships_of"):
+            return None
+        ignored = tuple(f",{base}".lower() for base in (tree.requests, tree.audit))
+        touched: set[str] = set()
+        for change in batch.changes:
+            if change.membership is not None or tree.username_of(change.dn) is not None:
+                touched |= change.usernames
+            elif not change.dn.lower().endswith(ignored):
+                return None
+        return touched
 
     def _record(self, kind: str, batch: Batch, result: ReconcileResult, seconds: float) -> None:
         m = self.metrics

@@ -11,6 +11,7 @@ import time
 
 import pytest
 
+from iacs.domain import EntityStatus
 from iacs.settings import Settings, SyncSettings
 from sync.keycloak_state import read_actual
 from sync.worker import SyncWorker
@@ -57,6 +58,10 @@ def test_lc_1_revocation_in_the_directory_reaches_keycloak_within_a_second(
     assert read_actual(gateway).members[EU_A] == {"eve", "bob"}
     token = login("eve")
 
+    snapshots = []
+    full_snapshot = sync_directory.snapshot
+    sync_directory.snapshot = lambda **kw: snapshots.append(1) or full_snapshot(**kw)
+
     written = time.monotonic()
     root.remove_member(end_user(ORG_A, "billing"), "eve")
     result = _wait_for_run(worker)
@@ -68,6 +73,13 @@ def test_lc_1_revocation_in_the_directory_reaches_keycloak_within_a_second(
     saved_cursor, exact = worker.feed.cursor_file.load()
     assert exact and saved_cursor == worker.feed.cursor
     assert worker.step() is None  # nothing new after the cursor
+    assert snapshots == []  # a membership change re-reads only that person
+
+    root.set_user_group_status(ORG_A, "billing", EntityStatus.REJECTED)
+    result = _wait_for_run(worker)
+    assert snapshots == [1]  # a group's status changed: the whole snapshot is read again
+    assert result.plan.logouts == ("bob",)
+    assert EU_A not in read_actual(gateway).groups
 
 
 def _person(username: str):
