@@ -43,8 +43,8 @@ def _views() -> ViewService:
     return current_app.extensions["iacs.views"]
 
 
-def _render(template: str, status: int = 200, **context: Any) -> tuple[str, int]:
-    return render_template(template, **context), status
+def _render(template: str, http_status: int = 200, **context: Any) -> tuple[str, int]:
+    return render_template(template, **context), http_status
 
 
 def _refused(exc: ServiceError, back: str) -> tuple[str, int]:
