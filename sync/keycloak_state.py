@@ -9,18 +9,21 @@ is correct whatever the search returns, and fast when it returns everything. (A 
 ``populateHierarchy`` or a partial export would be one request, but both take minutes on a few
 thousand groups on Keycloak 26.5; the flat pages take seconds.)
 
-Members are read for leaf groups only, in parallel: the worker never puts anyone in an
+Members are read for leaf groups only, in parallel, starting as soon as a page names a leaf
+(so the member reads overlap the group pages): the worker never puts anyone in an
 intermediate group, and an intermediate group carries no roles or attributes (the diff keeps
 them empty), so a member added there by hand gains nothing.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable
+from concurrent.futures import Executor, Future, ThreadPoolExecutor, as_completed
 from types import MappingProxyType
 
 from .gateway import KeycloakGateway
 from .model import TOP_GROUP, TOP_PATH, ActualGroup, ActualState
+from .project import LEAF_NAMES
 
 
 def _group(node: dict) -> ActualGroup:
@@ -44,7 +47,9 @@ GROUP_PAGE = 500
 """Page size of the flat group search (larger pages cost more than proportionally)."""
 
 
-def _search_all_groups(gateway: KeycloakGateway) -> list[dict]:
+def _search_all_groups(
+    gateway: KeycloakGateway, pool: Executor, on_node: Callable[[dict], None]
+) -> list[dict]:
     counted = gateway.get("groups/count", search="%") or {}
     total = int(counted.get("count", 0))
 
@@ -62,17 +67,41 @@ def _search_all_groups(gateway: KeycloakGateway) -> list[dict]:
             or []
         )
 
-    pages = gateway.parallel(page, range(0, total + 1, GROUP_PAGE))
-    return [node for nodes in pages for node in nodes]
+    nodes: list[dict] = []
+    for done in as_completed(
+        [pool.submit(page, first) for first in range(0, total + 1, GROUP_PAGE)]
+    ):
+        for node in done.result():
+            nodes.append(node)
+            on_node(node)
+    return nodes
 
 
-def read_groups(gateway: KeycloakGateway) -> dict[str, ActualGroup]:
-    """Every group under (and including) ``/iacs``, by path."""
-    nodes = {
-        node["path"]: node
-        for node in _search_all_groups(gateway)
-        if node.get("path") == TOP_PATH or node.get("path", "").startswith(TOP_PATH + "/")
-    }
+def _managed(path: str) -> bool:
+    return path == TOP_PATH or path.startswith(TOP_PATH + "/")
+
+
+def read_groups(
+    gateway: KeycloakGateway,
+    pool: Executor | None = None,
+    on_node: Callable[[dict], None] = lambda node: None,
+) -> dict[str, ActualGroup]:
+    """Every group under (and including) ``/iacs``, by path.
+
+    ``on_node`` sees each managed group as its page arrives (``read_actual`` starts reading the
+    members of leaves while the other pages are still coming).
+    """
+    if pool is None:
+        with ThreadPoolExecutor(max_workers=gateway.workers) as own:
+            return read_groups(gateway, own, on_node)
+    nodes: dict[str, dict] = {}
+
+    def keep(node: dict) -> None:
+        if _managed(node.get("path", "")):
+            nodes[node["path"]] = node
+            on_node(node)
+
+    _search_all_groups(gateway, pool, keep)
     if TOP_PATH not in nodes:
         top = gateway.get(f"group-by-path/{TOP_GROUP}")
         if not top or top.get("path") != TOP_PATH:
@@ -94,34 +123,42 @@ def read_groups(gateway: KeycloakGateway) -> dict[str, ActualGroup]:
             for node in check
             if received.get(node["path"], 0) < (node.get("subGroupCount") or 0)
         ]
-        fetched = [child for found in gateway.parallel(children, incomplete) for child in found]
+        fetched = [child for found in pool.map(children, incomplete) for child in found]
         check = [child for child in fetched if child["path"] not in nodes]
-        nodes.update((child["path"], child) for child in check)
+        for child in check:
+            nodes[child["path"]] = child
+            on_node(child)
     return {path: _group(node) for path, node in nodes.items()}
 
 
-def read_members(
-    gateway: KeycloakGateway, groups: Iterable[ActualGroup]
-) -> tuple[dict[str, frozenset[str]], dict[str, str]]:
-    """Members of each group (path -> usernames) and the ids of the users seen."""
-    groups = list(groups)
-
-    def fetch(group: ActualGroup) -> list[dict]:
-        return gateway.get_all(f"groups/{group.id}/members", briefRepresentation="true")
-
-    members: dict[str, frozenset[str]] = {}
-    user_ids: dict[str, str] = {}
-    for group, users in zip(groups, gateway.parallel(fetch, groups), strict=True):
-        if users:
-            members[group.path] = frozenset(user["username"] for user in users)
-            user_ids.update({user["username"]: user["id"] for user in users})
-    return members, user_ids
-
-
 def read_actual(gateway: KeycloakGateway) -> ActualState:
-    """The managed subtree as Keycloak has it now."""
-    groups = read_groups(gateway)
-    parents = {path.rsplit("/", 1)[0] for path in groups}
-    leaves = [group for path, group in groups.items() if path not in parents or group.attributes]
-    members, user_ids = read_members(gateway, leaves)
+    """The managed subtree as Keycloak has it now (members of leaves read as pages arrive)."""
+    leaf_names = frozenset(LEAF_NAMES.values())
+
+    def fetch(group_id: str) -> list[dict]:
+        return gateway.get_all(f"groups/{group_id}/members", briefRepresentation="true")
+
+    gateway.admin.connection._refresh_if_required()  # one refresh, not one per thread
+    with ThreadPoolExecutor(max_workers=gateway.workers) as pool:
+        pending: dict[str, Future] = {}
+
+        def start_members(node: dict) -> None:
+            if node.get("name") in leaf_names and not node.get("subGroupCount"):
+                pending[node["path"]] = pool.submit(fetch, node["id"])
+
+        groups = read_groups(gateway, pool, start_members)
+        parents = {path.rsplit("/", 1)[0] for path in groups}
+        leaves = {
+            path: group for path, group in groups.items() if path not in parents or group.attributes
+        }
+        for path, group in leaves.items():
+            if path not in pending:
+                pending[path] = pool.submit(fetch, group.id)
+        members: dict[str, frozenset[str]] = {}
+        user_ids: dict[str, str] = {}
+        for path in leaves:
+            users = pending[path].result()
+            if users:
+                members[path] = frozenset(user["username"] for user in users)
+                user_ids.update({user["username"]: user["id"] for user in users})
     return ActualState(groups=groups, members=members, user_ids=user_ids)
