@@ -226,18 +226,21 @@ def _put(entry: dict[str, list[str]], attribute: str, value: str) -> None:
 
 
 def person_entry(person: Person) -> dict[str, list[str]]:
-    """An inetOrgPerson for ``person``; cn/sn come from the display name (Keycloak's mapping)."""
+    """An inetOrgPerson for ``person``, shaped as Keycloak's federation writes one.
+
+    ``givenName``/``sn`` are the first and last names Keycloak maps; ``cn`` is the full name.
+    Without ``givenName`` Keycloak would stop the person at an "update profile" page.
+    """
     username = checked("uid", person.username)
     words = person.display_name.split()
+    given = words[0] if words else username
+    family = " ".join(words[1:]) if len(words) > 1 else given
     entry: dict[str, list[str]] = {
         "objectClass": ["inetOrgPerson"],
         "uid": [username],
-        "cn": [checked("cn", words[0] if words else username)],
-        "sn": [
-            checked(
-                "sn", " ".join(words[1:]) if len(words) > 1 else (words[0] if words else username)
-            )
-        ],
+        "cn": [checked("cn", person.display_name.strip() or username)],
+        "givenName": [checked("givenName", given)],
+        "sn": [checked("sn", family)],
     }
     _put(entry, "displayName", person.display_name)
     _put(entry, "mail", person.email)
@@ -247,8 +250,7 @@ def person_entry(person: Person) -> dict[str, list[str]]:
 def person_from(attributes: Attributes) -> Person:
     display = first(attributes, "displayName")
     if not display:
-        given, family = first(attributes, "cn"), first(attributes, "sn")
-        display = given if given == family or not family else f"{given} {family}".strip()
+        display = first(attributes, "cn")
     return Person(
         username=first(attributes, "uid"), display_name=display, email=first(attributes, "mail")
     )
