@@ -92,9 +92,9 @@ PLACEHOLDER = re.compile(r"\$\{([^}]*)\}")
 PLACEHOLDER_NAME = re.compile(r"^[A-Z][A-Z0-9_]*$")
 
 # Local stand-ins of the integrated applications (PQRI, PS&R) for development and the demo.
-# A deployment names the real ones with KEYCLOAK_APP_REDIRECT_URI__<CLIENT> and
-# KEYCLOAK_APP_CLIENT_SECRET__<CLIENT> (client id upper-cased, '-' as '_'); without a secret,
-# Keycloak generates one at creation and apply leaves it alone.
+# A deployment names the real ones in IACS_KEYCLOAK__APPLICATION_REDIRECT_URIS and
+# IACS_KEYCLOAK__APPLICATION_CLIENT_SECRETS (JSON objects keyed by client id); without a
+# secret, Keycloak generates one at creation and apply leaves it alone.
 DEV_APPLICATION_REDIRECT_URIS = {
     "pqri-feedback-reports": "http://127.0.0.1:5101/oidc/callback",
     "psr": "http://127.0.0.1:5102/oidc/callback",
@@ -134,18 +134,13 @@ def placeholders_from_settings(
     *,
     ldap_url: str | None = None,
     applications: Mapping[str, Mapping[str, str | None]] | None = None,
-    environ: Mapping[str, str] | None = None,
 ) -> dict[str, str | None]:
-    """The placeholder values the settings (and the application environment) give.
+    """The placeholder values the settings give.
 
-    ``applications`` maps an application client id to ``{"redirect_uri": ..., "secret": ...}``;
-    missing values come from ``KEYCLOAK_APP_REDIRECT_URI__<CLIENT>`` /
-    ``KEYCLOAK_APP_CLIENT_SECRET__<CLIENT>`` in ``environ`` (default: the process environment),
-    then from the local development addresses; a secret of None is left to Keycloak.
+    ``applications`` maps an application client id to ``{"redirect_uri": ..., "secret": ...}``
+    and wins over ``settings.keycloak.application_redirect_uris`` / ``..._client_secrets``;
+    then come the local development addresses; a secret of None is left to Keycloak.
     """
-    import os
-
-    env = os.environ if environ is None else environ
     keycloak, ldap = settings.keycloak, settings.ldap
     values: dict[str, str | None] = {
         "REALM": keycloak.realm,
@@ -162,13 +157,14 @@ def placeholders_from_settings(
     for client_id in catalogue_applications():
         name = placeholder_name(client_id)
         given = dict((applications or {}).get(client_id, {}))
+        configured_secret = keycloak.application_client_secrets.get(client_id)
         values[f"{name}_REDIRECT_URI"] = (
             given.get("redirect_uri")
-            or env.get(f"KEYCLOAK_APP_REDIRECT_URI__{name}")
+            or keycloak.application_redirect_uris.get(client_id)
             or DEV_APPLICATION_REDIRECT_URIS.get(client_id)
         )
-        values[f"{name}_CLIENT_SECRET"] = given.get("secret") or env.get(
-            f"KEYCLOAK_APP_CLIENT_SECRET__{name}"
+        values[f"{name}_CLIENT_SECRET"] = given.get("secret") or (
+            configured_secret.get_secret_value() if configured_secret else None
         )
     return values
 

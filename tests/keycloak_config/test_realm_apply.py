@@ -307,16 +307,16 @@ def test_sync_client_can_do_its_work_and_nothing_more(
     assert sync.connection.raw_get("admin/realms/master/users").status_code == 403
 
 
-def test_application_values_come_from_arguments_then_environment_then_dev_defaults() -> None:
+def test_application_values_come_from_arguments_then_settings_then_dev_defaults() -> None:
     from keycloak_config.apply import placeholders_from_settings
 
+    settings = _settings("iacs")
+    settings.keycloak.application_redirect_uris.update(
+        {"pqri-feedback-reports": "https://pqri.example/cb", "psr": "https://ignored.example/cb"}
+    )
     values = placeholders_from_settings(
-        _settings("iacs"),
+        settings,
         applications={"psr": {"redirect_uri": "https://psr.example/cb", "secret": "s3"}},
-        environ={
-            "KEYCLOAK_APP_REDIRECT_URI__PQRI_FEEDBACK_REPORTS": "https://pqri.example/cb",
-            "KEYCLOAK_APP_REDIRECT_URI__PSR": "https://ignored.example/cb",
-        },
     )
     assert values["PSR_REDIRECT_URI"] == "https://psr.example/cb"
     assert values["PSR_CLIENT_SECRET"] == "s3"
