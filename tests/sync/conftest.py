@@ -1,15 +1,12 @@
-"""Fixtures of the sync tests against a real Keycloak.
+"""Fixtures of the sync tests against the session's real Keycloak.
 
-The Keycloak server comes from the project's ``keycloak`` fixture (``tests/fixtures/keycloak.py``)
-when it provides one; otherwise from ``IACS_TEST_KEYCLOAK_URL`` (a server you started, with the
-master admin ``IACS_TEST_KEYCLOAK_ADMIN``/``IACS_TEST_KEYCLOAK_PASSWORD``); otherwise the server
-tests are skipped. Each test gets a fresh realm with the catalogue's application clients and
-their roles, a stand-in for the realm as code until it can be applied here, and deleted after.
+Each test gets a fresh minimal realm holding the catalogue's application clients and roles: the
+worker's group, role and membership behaviour does not depend on the realm's mappers. The tests
+of the token claims (``test_tokens_end_to_end.py``) use the realm as code (``applied_realm``).
 """
 
 from __future__ import annotations
 
-import os
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -33,22 +30,10 @@ class KeycloakServer:
 
 
 @pytest.fixture(scope="session")
-def keycloak_server(request: pytest.FixtureRequest) -> KeycloakServer:
-    url = os.environ.get("IACS_TEST_KEYCLOAK_URL")
-    if url:
-        return KeycloakServer(
-            url.rstrip("/"),
-            os.environ.get("IACS_TEST_KEYCLOAK_ADMIN", "admin"),
-            os.environ.get("IACS_TEST_KEYCLOAK_PASSWORD", "admin"),
-        )
-    try:
-        server = request.getfixturevalue("keycloak")
-    except pytest.FixtureLookupError:
-        pytest.skip("no Keycloak: set IACS_TEST_KEYCLOAK_URL or provide the keycloak fixture")
+def keycloak_server(keycloak) -> KeycloakServer:
+    """The session's Keycloak (``tests/fixtures/keycloak.py``; honours IACS_TEST_KEYCLOAK_URL)."""
     return KeycloakServer(
-        str(getattr(server, "url", server)).rstrip("/"),
-        getattr(server, "admin_username", "admin"),
-        getattr(server, "admin_password", "admin"),
+        keycloak.url.rstrip("/"), keycloak.admin_username, keycloak.admin_password
     )
 
 

@@ -34,11 +34,8 @@ PEOPLE = {
 
 
 @pytest.fixture
-def applied(request: pytest.FixtureRequest):
-    try:
-        return request.getfixturevalue("applied_realm")
-    except pytest.FixtureLookupError:
-        pytest.skip("the realm-as-code fixture (applied_realm) is not available")
+def applied(applied_realm):
+    return applied_realm
 
 
 def _payload(jwt: str) -> dict:

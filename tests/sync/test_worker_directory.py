@@ -23,11 +23,8 @@ EU_A = f"/iacs/{ORG_A}/billing/end-user"
 
 
 @pytest.fixture
-def directories(request: pytest.FixtureRequest):
-    try:
-        return request.getfixturevalue("root_directory"), request.getfixturevalue("sync_directory")
-    except pytest.FixtureLookupError:
-        pytest.skip("the slapd fixtures are not available")
+def directories(root_directory, sync_directory):
+    return root_directory, sync_directory
 
 
 def _wait_for_run(worker: SyncWorker, deadline_seconds: float = 5.0):
