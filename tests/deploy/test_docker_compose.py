@@ -37,9 +37,8 @@ def test_every_mounted_file_exists(service: str, source: str, target: str) -> No
 
 
 def test_the_schema_and_realm_the_tests_use_are_the_ones_mounted() -> None:
-    from keycloak_config.apply import REALM_FILE
-
     from directory_schema import schema_path
+    from keycloak_config.apply import REALM_FILE
 
     sources = {(ROOT / source).resolve() for _, source, _ in _bind_mounts()}
     assert Path(schema_path()).resolve().parent in sources
