@@ -4,6 +4,7 @@
 commands a deployment runs (``iacs portal serve``, ``iacs sync run``), configured through the
 same ``IACS_*`` variables, which are also written to ``<run-dir>/env`` so a second shell can
 ``set -a; . var/dev/env; set +a`` and use ``iacs sync once`` or ``iacs keycloak apply``.
+From a checkout, the sample PQRI and PS&R applications (``examples/pqri_psr_app``) run too.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import requests
 
@@ -29,6 +31,8 @@ from iacs.settings import (
 from iacs.stack.keycloak import KeycloakInstance, start_keycloak
 from iacs.stack.process import ManagedProcess, free_port
 from iacs.stack.slapd import SlapdInstance, start_slapd
+
+EXAMPLES_DIR = Path(__file__).resolve().parents[2] / "examples"
 
 
 @dataclass
@@ -62,7 +66,7 @@ def start_servers(
     say: Callable[[str], None] = print,
 ) -> LocalStack:
     """Start slapd and Keycloak in ``run_dir`` and apply the realm with LDAP federation."""
-    from keycloak_config.apply import apply_from_settings
+    from keycloak_config.apply import DEV_APPLICATION_REDIRECT_URIS, apply_from_settings
 
     run_dir.mkdir(parents=True, exist_ok=True)
     say("starting slapd ...")
@@ -86,6 +90,10 @@ def start_servers(
             admin_password=admin_password,
             sync_client_secret=secrets.token_urlsafe(24),
             portal_client_secret=secrets.token_urlsafe(24),
+            application_redirect_uris=dict(DEV_APPLICATION_REDIRECT_URIS),
+            application_client_secrets={
+                client_id: secrets.token_urlsafe(24) for client_id in DEV_APPLICATION_REDIRECT_URIS
+            },
         ),
         portal=PortalSettings(
             public_url=portal_url,
@@ -122,6 +130,34 @@ def start_cli_process(stack: LocalStack, name: str, *args: str) -> ManagedProces
     return process
 
 
+def start_example_apps(stack: LocalStack) -> dict[str, str]:
+    """The sample applications on their redirect URIs' ports (from a checkout): client id → URL."""
+    import os
+
+    if not (EXAMPLES_DIR / "pqri_psr_app").is_dir():
+        return {}
+    env = {**os.environ, **settings_to_env(stack.settings)}
+    urls = {}
+    for client_id, redirect_uri in stack.settings.keycloak.application_redirect_uris.items():
+        address = urlsplit(redirect_uri)
+        process = ManagedProcess(
+            client_id,
+            [
+                *(sys.executable, "-m", "examples.pqri_psr_app", "--client-id", client_id),
+                *("--host", address.hostname or "127.0.0.1", "--port", str(address.port)),
+            ],
+            stack.run_dir / f"{client_id}.log",
+            env=env,
+            cwd=EXAMPLES_DIR.parent,
+        )
+        process.start()
+        stack.processes.append(process)
+        url = f"{address.scheme}://{address.netloc}/"
+        process.wait_ready(lambda url=url: requests.get(f"{url}healthz", timeout=1).ok, timeout=60)
+        urls[client_id] = url
+    return urls
+
+
 def run_dev_stack(run_dir: Path, *, portal_port: int = 5000, demo: bool = True) -> None:
     """Start everything, print how to sign in, and wait for Ctrl-C."""
     if run_dir.exists():
@@ -139,7 +175,8 @@ def run_dev_stack(run_dir: Path, *, portal_port: int = 5000, demo: bool = True) 
         sync_url = f"http://{stack.settings.sync.listen}/healthz"
         sync.wait_ready(lambda: requests.get(sync_url, timeout=1).ok, timeout=60)
         portal.wait_ready(lambda: requests.get(f"{portal_url}/healthz", timeout=1).ok, timeout=60)
-        _print_welcome(stack, portal_url, demo)
+        apps = start_example_apps(stack)
+        _print_welcome(stack, portal_url, demo, apps)
         _wait_for_interrupt()
     finally:
         print("stopping ...")
@@ -158,7 +195,7 @@ def _seed_demo(stack: LocalStack) -> None:
     demo.seed(root, service)
 
 
-def _print_welcome(stack: LocalStack, portal_url: str, demo: bool) -> None:
+def _print_welcome(stack: LocalStack, portal_url: str, demo: bool, apps: dict[str, str]) -> None:
     from iacs.demo import ACCOUNTS, DEMO_PASSWORD
 
     realm = stack.settings.keycloak.realm
@@ -169,6 +206,7 @@ def _print_welcome(stack: LocalStack, portal_url: str, demo: bool) -> None:
         f"  Keycloak        {stack.keycloak.url}/realms/{realm}/account  (admin console: "
         f"{stack.keycloak.url}/admin, user admin, password in {stack.run_dir / 'env'})",
         f"  sync worker     http://{stack.settings.sync.listen}/metrics",
+        *(f"  sample app      {url}  ({client_id})" for client_id, url in apps.items()),
         f"  directory       {stack.slapd.url}  ({stack.settings.ldap.base_dn})",
         f"  logs            {stack.run_dir}",
     ]
