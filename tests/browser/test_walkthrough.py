@@ -46,6 +46,8 @@ ORG = "org-123456789"
 class RunningPortal:
     url: str
     settings: Settings
+    psr_url: str
+    """The sample PS&R application (``examples/pqri_psr_app``), a client of the same realm."""
 
 
 @pytest.fixture
@@ -54,10 +56,12 @@ def portal(keycloak, realm_name, ldap_settings, directory) -> Iterator[RunningPo
     from werkzeug.serving import make_server
 
     from approval_portal import create_app
+    from examples.pqri_psr_app import AppConfig
+    from examples.pqri_psr_app import create_app as create_sample_app
     from keycloak_config.apply import apply_from_settings
 
-    port = free_port()
-    url = f"http://127.0.0.1:{port}"
+    port, psr_port = free_port(), free_port()
+    url, psr_url = f"http://127.0.0.1:{port}", f"http://127.0.0.1:{psr_port}"
     settings = Settings(
         ldap=ldap_settings,
         keycloak=KeycloakSettings(
@@ -67,20 +71,26 @@ def portal(keycloak, realm_name, ldap_settings, directory) -> Iterator[RunningPo
             admin_password=keycloak.admin_password,
             portal_client_secret=secrets.token_urlsafe(24),
             sync_client_secret=secrets.token_urlsafe(24),
+            application_redirect_uris={"psr": f"{psr_url}/oidc/callback"},
+            application_client_secrets={"psr": secrets.token_urlsafe(24)},
         ),
         portal=PortalSettings(
             public_url=url, secret_key=secrets.token_urlsafe(48), session_cookie_secure=False
         ),
     )
     apply_from_settings(settings, with_federation=True)
-    server = make_server("127.0.0.1", port, create_app(settings), threaded=True)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
+    psr = create_sample_app(AppConfig.from_settings(settings, "psr", f"{psr_url}/oidc/callback"))
+    servers = [
+        make_server("127.0.0.1", port, create_app(settings), threaded=True),
+        make_server("127.0.0.1", psr_port, psr, threaded=True),
+    ]
+    for server in servers:
+        threading.Thread(target=server.serve_forever, daemon=True).start()
     try:
-        yield RunningPortal(url, settings)
+        yield RunningPortal(url, settings, psr_url)
     finally:
-        server.shutdown()
-        thread.join(timeout=10)
+        for server in servers:
+            server.shutdown()
 
 
 @pytest.fixture
@@ -184,7 +194,8 @@ def test_e2e_so_helpdesk_uga_end_user_walkthrough(
 ) -> None:
     """ORG-3, UGA-2, EU-1 in a real browser: the Security Official registers the organization,
     the help desk approves it (in a browser with JavaScript disabled), the SO approves a User
-    Group Administrator, the UGA approves an End User; everyone signs in on Keycloak's page."""
+    Group Administrator, the UGA approves an End User; everyone signs in on Keycloak's page.
+    Once synced, the End User requests a report in the sample PS&R application and signs out."""
     for username in ("sofia", "helpdesk", "uma", "eve"):
         make_person(username, password=PASSWORD, display_name=f"{username.title()} Browser")
     root_directory.add_member(Membership(Role.HELP_DESK, ScopeKind.SYSTEM), "helpdesk")
@@ -232,3 +243,19 @@ def test_e2e_so_helpdesk_uga_end_user_walkthrough(
     eve.screenshot(path=str(tmp_path / "end-user-roles.png"), full_page=True)
     end_users = Membership(Role.END_USER, ScopeKind.USER_GROUP, "billing", ORG)
     assert directory.members_of(end_users) == {"eve"}
+
+    # The sync worker projects the approval; the End User uses PS&R (single sign-on).
+    from sync.worker import run_once
+
+    assert run_once(portal.settings).report.problems == []
+    psr = portal.psr_url
+    eve.goto(f"{psr}/report-requests")
+    eve.wait_for_url(f"{psr}/report-requests")  # via Keycloak, already signed in there
+    assert eve.locator("#organizations").inner_text() == ORG
+    eve.get_by_role("button", name="Request the report").click()
+    eve.wait_for_url(f"{psr}/report-requests")
+    assert f"Your report for {ORG} was requested." in eve.locator("[role=status]").inner_text()
+    eve.screenshot(path=str(tmp_path / "psr-sample-app.png"), full_page=True)
+    eve.get_by_role("button", name="Sign out eve").click()
+    eve.wait_for_url(f"{psr}/")
+    assert "You are signed out." in eve.locator("[role=status]").inner_text()
