@@ -262,3 +262,20 @@ def test_sign_out_is_a_post_with_csrf_and_ends_the_keycloak_session():
     assert query["post_logout_redirect_uri"] == ["http://127.0.0.1:5000/"]
     with client.session_transaction() as stored:
         assert "username" not in stored
+
+
+def test_healthz_answers_503_when_the_directory_does_not():
+    class Unhealthy:
+        def healthy(self) -> bool:
+            return False
+
+    app = create_app(
+        Settings(),
+        service=NoService(),
+        views=Unhealthy(),
+        oauth_client=StubOAuthClient(),
+        token_verifier=StubVerifier(),
+    )
+    answer = app.test_client().get("/healthz")
+    assert answer.status_code == 503
+    assert answer.json == {"status": "unavailable", "directory": "unreachable"}
