@@ -173,7 +173,7 @@ def safe_next(value: str | None) -> str | None:
 def login():
     """Start the code flow (PKCE S256); authlib stores state, nonce and verifier in the session."""
     raw_next = request.args.get("next")
-    target = safe_next(raw_next) if raw_next is not None else "/"
+    target = safe_next(raw_next) if raw_next else "/"
     if target is None:
         abort(400, description="next must be a relative path on this site")
     session["after_login"] = target
