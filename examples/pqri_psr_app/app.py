@@ -179,7 +179,8 @@ class SignedIn:
 class SignInStore:
     """Sign-ins by random session id, in memory: tokens never travel in the cookie.
 
-    A real deployment with several processes keeps them in a shared store (Redis, a database).
+    A real deployment with several processes keeps them in a shared store (Redis, a database)
+    that forgets an entry when its SSO session could no longer be alive (10 hours here).
     """
 
     def __init__(self) -> None:

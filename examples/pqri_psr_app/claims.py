@@ -39,9 +39,11 @@ class Affiliation:
 
     @property
     def label(self) -> str:
-        where = f"Surrogate User Group {self.group}" if self.surrogate else (self.group or "")
-        role = self.role.replace("_", " ")
-        return f"{role} of {where}" if where else role
+        """For a person: "End user of group billing", "End user of Surrogate User Group acme"."""
+        role = self.role.replace("_", " ").capitalize()
+        if self.group is None:
+            return role
+        return f"{role} of {'Surrogate User Group' if self.surrogate else 'group'} {self.group}"
 
 
 @dataclass(frozen=True)

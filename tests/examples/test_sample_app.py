@@ -211,7 +211,7 @@ def test_eu_1_approved_end_user_gets_into_pqri_and_psr(world: World) -> None:
     page = get(browser, pqri, "/reports")
     assert page.status_code == 200, page.text
     assert ORG in page.text and "report-viewer" in page.text
-    assert "end user of billing" in page.text  # the affiliation giving the role
+    assert "End user of group billing" in page.text  # the affiliation giving the role
 
     browser = sign_in(psr, "eve")
     for path in ("/reports", "/report-requests"):
