@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Iterable
 from datetime import datetime
 
@@ -18,6 +19,7 @@ from iacs.directory.mapping import (
     audit_from,
     checked,
     enum_value,
+    first,
     request_entry,
     request_from,
     to_generalized_time,
@@ -116,14 +118,17 @@ class RecordStore:
         """DEC-3: decide once, as ONE modify that deletes ``expected`` and adds ``new_status``.
 
         A second decision finds no ``expected`` value and the whole modify fails with
-        noSuchAttribute (16): ``AlreadyDecided``. If the failed attempt was our own earlier,
-        dropped attempt (same decider and time already stored), it counts as done.
+        noSuchAttribute (16): ``AlreadyDecided``. Each attempt writes a unique
+        ``iacsDecisionId``; when the pool resent the modify after a dropped connection and the
+        stored id is this attempt's own, the first send did land and it counts as done. Two
+        different attempts never share an id, so exactly one decision wins.
         """
         if RequestStatus(new_status) not in _DECISIONS:
             raise InvalidEntry(f"{new_status!r} is not a decision")
         dn = self.tree.request(request_id)
         status = enum_value(RequestStatus, new_status, "iacsRequestStatus")
         when = to_generalized_time(decided_at)
+        attempt = uuid.uuid4().hex
         changes = {
             "iacsRequestStatus": [
                 (ldap3.MODIFY_DELETE, [enum_value(RequestStatus, expected, "iacsRequestStatus")]),
@@ -131,6 +136,7 @@ class RecordStore:
             ],
             "iacsDecidedBy": [(ldap3.MODIFY_REPLACE, [checked("iacsDecidedBy", decided_by)])],
             "iacsDecidedAt": [(ldap3.MODIFY_REPLACE, [when])],
+            "iacsDecisionId": [(ldap3.MODIFY_REPLACE, [attempt])],
         }
         if reason:
             changes["iacsReason"] = [(ldap3.MODIFY_REPLACE, [checked("iacsReason", reason)])]
@@ -139,16 +145,20 @@ class RecordStore:
             current = self.get_request(request_id)
             if current is None:
                 raise NotFound(f"no request {request_id}", result_code=32, dn=dn)
-            if (
-                current.status == status
-                and current.decided_by == decided_by
-                and current.decided_at is not None
-                and to_generalized_time(current.decided_at) == when
-            ):
+            if self._decision_id(request_id) == attempt:
                 return
             raise AlreadyDecided(
                 f"request {request_id} is already {current.status}", result_code=code, dn=dn
             )
+
+    def _decision_id(self, request_id: str) -> str:
+        entries = self._pool.search(
+            self.tree.request(request_id),
+            "(objectClass=iacsRequest)",
+            scope=ldap3.BASE,
+            attributes=("iacsDecisionId",),
+        )
+        return first(entries[0][1], "iacsDecisionId") if entries else ""
 
     def end_membership_record(self, request_id: str, ended_at: datetime, reason: EndReason) -> None:
         """Record on the approved request that the membership it granted has ended."""

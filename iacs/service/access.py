@@ -826,8 +826,12 @@ def _describe(changes: dict[str, str]) -> str:
 
 @contextmanager
 def _directory_errors() -> Iterator[None]:
-    """Turn an unreachable directory into ``Unavailable`` (503); typed errors stay typed."""
+    """Map the directory's errors to the service's: 503 unreachable, 404 gone, 409 raced."""
     try:
         yield
     except directory_errors.DirectoryUnavailable as exc:
         raise Unavailable("the directory is unavailable; nothing was changed") from exc
+    except directory_errors.NotFound as exc:
+        raise NotFound("no such organization, group, person or request") from exc
+    except directory_errors.UnexpectedStatus as exc:
+        raise Conflict("the entry changed while you were deciding; reload and try again") from exc

@@ -226,7 +226,7 @@ def _reading() -> Iterator[None]:
 
 
 def _found(entity: T | None) -> T:
-    """Getters raise ``NotFound`` (or, in older directory code, return None): both are a 404."""
+    """The directory's getters answer None for a missing entry: that is a 404."""
     if entity is None:
         raise NotFound("no such organization, group or person")
     return entity

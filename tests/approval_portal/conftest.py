@@ -19,7 +19,6 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import urlsplit
 
-import ldap3
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
@@ -119,14 +118,6 @@ class Portal:
         """A person in the directory (and so, by federation, in Keycloak) with ``PASSWORD``."""
         if username not in self.people:
             self.make_person(username, password=PASSWORD, display_name=f"{username.title()} Test")
-            # TODO(make_person / realm mappers): the realm maps Keycloak's firstName from
-            # givenName (as Keycloak's registration writes it), make_person writes none, and
-            # Keycloak then stops every login at "update your profile". Added here until the two
-            # agree.
-            self.root_directory._pool.modify(
-                self.root_directory.tree.person(username),
-                {"givenName": [(ldap3.MODIFY_REPLACE, [username.title()])]},
-            )
             self.people.add(username)
         return username
 
@@ -254,56 +245,10 @@ def portal_settings(keycloak: Any, realm_name: str, ldap_settings: LdapSettings)
 
 @pytest.fixture
 def portal(portal_settings, directory, root_directory, make_person, clock) -> Portal:
-    service = AccessService(DirectoryCompat(directory), FileEnrollmentSource(), clock=clock)
+    service = AccessService(directory, FileEnrollmentSource(), clock=clock)
     app = create_app(portal_settings, service=service)
     app.testing = True
     return Portal(app, service, portal_settings, clock, make_person, root_directory)
 
 
 __all__ = ["PASSWORD", "PORTAL_URL", "ApiUser", "Clock", "Person", "Portal", "csrf_token"]
-
-
-class DirectoryCompat:
-    """TODO(reconcile access.py with iacs.directory): remove this shim when the lead reconciles.
-
-    ``iacs.service.access`` and ``facts`` were written against getters that return None for a
-    missing entry, ``end_membership_record(id, at, reason)`` and ``create_practitioner(npi)``;
-    engineer B's ``Directory`` raises ``NotFound`` and has keyword-only
-    ``end_membership_record(id, *, ended_at, reason)`` and ``create_practitioner_group(npi)``.
-    The portal's own code (``iacs.service.views``) handles both shapes.
-    """
-
-    def __init__(self, directory: Any) -> None:
-        self._directory = directory
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._directory, name)
-
-    def _or_none(self, method: str, *args: Any) -> Any:
-        from iacs.directory import NotFound
-
-        try:
-            return getattr(self._directory, method)(*args)
-        except NotFound:
-            return None
-
-    def get_organization(self, org_id: str) -> Any:
-        return self._or_none("get_organization", org_id)
-
-    def get_user_group(self, org_id: str, group_id: str) -> Any:
-        return self._or_none("get_user_group", org_id, group_id)
-
-    def get_surrogate_group(self, sug_id: str) -> Any:
-        return self._or_none("get_surrogate_group", sug_id)
-
-    def get_request(self, request_id: str) -> Any:
-        return self._or_none("get_request", request_id)
-
-    def get_person(self, username: str) -> Any:
-        return self._or_none("get_person", username)
-
-    def end_membership_record(self, request_id: str, ended_at: Any, reason: Any) -> None:
-        self._directory.end_membership_record(request_id, ended_at=ended_at, reason=reason)
-
-    def create_practitioner(self, npi: str) -> None:
-        self._directory.create_practitioner_group(npi)

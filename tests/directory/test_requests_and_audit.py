@@ -139,12 +139,29 @@ def test_dec_3_concurrent_decisions_exactly_one_wins(directory):
     assert stored.reason == f"decided by {winners[0].split('-')[1]}"
 
 
-def test_decision_retry_of_our_own_write_is_not_a_conflict(directory):
+def test_dec_3_a_second_identical_decision_is_refused(directory):
+    """Two attempts never merge, even by the same person at the same instant (a double click)."""
     request = a_request()
     directory.add_request(request)
     decision = dict(new_status=RequestStatus.APPROVED, decided_by="bob", decided_at=NOW)
     directory.decide_request(request.id, **decision)
-    directory.decide_request(request.id, **decision)  # e.g. resent after a dropped connection
+    with pytest.raises(AlreadyDecided):
+        directory.decide_request(request.id, **decision)
+
+
+def test_dec_3_a_resent_attempt_that_had_landed_counts_as_done(directory, monkeypatch):
+    """The pool resends a modify after a dropped connection; the attempt's own id recognises it."""
+    import uuid
+
+    from iacs.directory import records
+
+    request = a_request()
+    directory.add_request(request)
+    same_attempt = uuid.uuid4()
+    monkeypatch.setattr(records.uuid, "uuid4", lambda: same_attempt)
+    decision = dict(new_status=RequestStatus.APPROVED, decided_by="bob", decided_at=NOW)
+    directory.decide_request(request.id, **decision)
+    directory.decide_request(request.id, **decision)  # the same attempt, sent again
     assert directory.get_request(request.id).status is RequestStatus.APPROVED
 
 
