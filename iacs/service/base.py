@@ -1,0 +1,218 @@
+"""What every part of the service shares: the directory, the clock, the audit, the effects.
+
+``AccessService`` (``iacs.service.access``) is assembled from the parts in ``requests``,
+``decisions``, ``profiles`` and ``lifecycle``; each part is one meaning, and all of them reach the
+directory only through the helpers here, so every write is audited and every error typed.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+from iacs import policy
+from iacs.directory import errors as directory_errors
+from iacs.domain import (
+    AuditRecord,
+    EndReason,
+    EntityStatus,
+    Membership,
+    Organization,
+    ProviderType,
+    Request,
+    RequestKind,
+    RequestStatus,
+    ScopeKind,
+    SurrogateGroup,
+    UserGroup,
+)
+from iacs.enrollment import EnrollmentSource
+from iacs.service import inputs
+from iacs.service.errors import Conflict, NotFound, Unavailable
+from iacs.service.facts import FactLoader
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass(frozen=True, slots=True)
+class ServiceConfig:
+    """The settings the service needs (a slice of ``PortalSettings``)."""
+
+    request_ttl: timedelta = timedelta(days=30)
+    recertification_period: timedelta = timedelta(days=365)
+    blocked_provider_types: frozenset[str] = frozenset({ProviderType.DMEPOS.value})
+
+
+class ServiceBase:
+    """The collaborators and the shared steps of every service operation."""
+
+    def __init__(
+        self,
+        directory,
+        enrollment: EnrollmentSource,
+        config: ServiceConfig | None = None,
+        clock: Callable[[], datetime] = utcnow,
+        on_change: Callable[[], None] | None = None,
+    ) -> None:
+        self.directory = directory
+        self.enrollment = enrollment
+        self.config = config or ServiceConfig()
+        self.clock = clock
+        self.on_change = on_change or (lambda: None)
+        self.facts = FactLoader(directory, self.config.blocked_provider_types)
+
+    def actor(self, username: str) -> policy.Actor:
+        """The person with the memberships the directory holds for them now (DEC-2)."""
+        username = inputs.username("username", username)
+        with _directory_errors():
+            return policy.Actor(username, self.directory.memberships_of(username))
+
+    def _new_request(self, username: str, kind: RequestKind, **fields) -> Request:
+        now = self.clock()
+        return Request(
+            id=uuid.uuid4().hex,
+            kind=kind,
+            requester=inputs.username("username", username),
+            created_at=now,
+            expires_at=now + self.config.request_ttl,
+            **fields,
+        )
+
+    def _grant(self, request: Request) -> None:
+        """DEC-4: the effects of an approval; each step is idempotent so a retry completes it."""
+        directory = self.directory
+        match request.kind:
+            case RequestKind.REGISTER_ORGANIZATION:
+                directory.set_organization_status(request.organization_id, EntityStatus.ACTIVE)
+            case RequestKind.USER_GROUP_ADMINISTRATOR:
+                directory.set_user_group_status(
+                    request.organization_id, request.group_id, EntityStatus.ACTIVE
+                )
+            case RequestKind.REGISTER_SURROGATE_GROUP:
+                directory.associate_surrogate(request.surrogate_group_id, request.organization_id)
+                directory.set_surrogate_group_status(
+                    request.surrogate_group_id, EntityStatus.ACTIVE
+                )
+            case RequestKind.SURROGATE_ASSOCIATION:
+                directory.associate_surrogate(request.surrogate_group_id, request.organization_id)
+            case RequestKind.INDIVIDUAL_PRACTITIONER:
+                directory.create_practitioner_group(request.details["npi"])
+        membership = policy.granted_membership(request)
+        if membership is not None:
+            directory.add_member(membership, request.requester)
+
+    def _discard_pending_entities(self, request: Request) -> None:
+        """After a rejection or expiry, free the pending organization or group it had claimed."""
+        directory = self.directory
+        if request.kind is RequestKind.REGISTER_ORGANIZATION:
+            org = directory.get_organization(request.organization_id)
+            if org is not None and org.status is EntityStatus.PENDING:
+                directory.delete_organization(request.organization_id)
+        elif request.kind is RequestKind.USER_GROUP_ADMINISTRATOR and request.details.get(
+            "new_group"
+        ):
+            group = directory.get_user_group(request.organization_id, request.group_id)
+            if group is not None and group.status is EntityStatus.PENDING:
+                directory.delete_user_group(request.organization_id, request.group_id)
+        elif request.kind is RequestKind.REGISTER_SURROGATE_GROUP:
+            sug = directory.get_surrogate_group(request.surrogate_group_id)
+            if sug is not None and sug.status is EntityStatus.PENDING:
+                directory.delete_surrogate_group(request.surrogate_group_id)
+
+    def _end_membership(self, holder: str, membership: Membership, reason: EndReason) -> None:
+        now = self.clock()
+        self.directory.remove_member(membership, holder)
+        for request in self.directory.find_requests(
+            requester=holder, status=RequestStatus.APPROVED
+        ):
+            if request.ended_at is None and policy.granted_membership(request) == membership:
+                self.directory.end_membership_record(request.id, now, reason)
+
+    def _get_request(self, request_id: str) -> Request:
+        with _directory_errors():
+            request = self.directory.get_request(request_id)
+        if request is None:
+            raise NotFound("no such request")
+        return request
+
+    def _organization(self, org_id: str) -> Organization:
+        with _directory_errors():
+            org = self.directory.get_organization(org_id)
+        if org is None:
+            raise NotFound("no such organization")
+        return org
+
+    def _user_group(self, org_id: str, group_id: str) -> UserGroup:
+        with _directory_errors():
+            group = self.directory.get_user_group(org_id, group_id)
+        if group is None:
+            raise NotFound("no such user group")
+        return group
+
+    def _surrogate_group(self, sug_id: str) -> SurrogateGroup:
+        with _directory_errors():
+            sug = self.directory.get_surrogate_group(sug_id)
+        if sug is None:
+            raise NotFound("no such surrogate group")
+        return sug
+
+    def _audit(
+        self,
+        actor: str,
+        action: str,
+        outcome: str,
+        request: Request | None,
+        detail: str,
+        **fields: str,
+    ) -> None:
+        """AUD-1: append one record; the audit subtree is append-only for the portal."""
+        if request is not None:
+            fields.setdefault("organization_id", request.organization_id)
+            fields.setdefault("group_id", request.group_id)
+            fields.setdefault("surrogate_group_id", request.surrogate_group_id)
+            fields.setdefault("subject", request.requester)
+        record = AuditRecord(
+            id=uuid.uuid4().hex,
+            at=self.clock(),
+            actor=actor,
+            action=action,
+            outcome=outcome,
+            request_id=request.id if request else "",
+            detail=detail[:500],
+            **fields,
+        )
+        with _directory_errors():
+            self.directory.append_audit(record)
+
+
+def _scope_fields(membership: Membership) -> dict[str, str]:
+    match membership.scope_kind:
+        case ScopeKind.ORGANIZATION:
+            return {"organization_id": membership.scope_id}
+        case ScopeKind.USER_GROUP:
+            return {"organization_id": membership.organization_id, "group_id": membership.scope_id}
+        case ScopeKind.SURROGATE_GROUP:
+            return {"surrogate_group_id": membership.scope_id}
+    return {}
+
+
+def _describe(changes: dict[str, str]) -> str:
+    return "; ".join(f"{key}={value}" for key, value in changes.items())
+
+
+@contextmanager
+def _directory_errors() -> Iterator[None]:
+    """Map the directory's errors to the service's: 503 unreachable, 404 gone, 409 raced."""
+    try:
+        yield
+    except directory_errors.DirectoryUnavailable as exc:
+        raise Unavailable("the directory is unavailable; nothing was changed") from exc
+    except directory_errors.NotFound as exc:
+        raise NotFound("no such organization, group, person or request") from exc
+    except directory_errors.UnexpectedStatus as exc:
+        raise Conflict("the entry changed while you were deciding; reload and try again") from exc

@@ -1,0 +1,149 @@
+"""Deciding requests once (DEC-3) by someone with authority now (DEC-2), and their effects."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+from iacs import policy
+from iacs.directory import errors as directory_errors
+from iacs.domain import (
+    Request,
+    RequestStatus,
+    ScopeKind,
+)
+from iacs.service import inputs
+from iacs.service.base import ServiceBase, _directory_errors
+from iacs.service.errors import Conflict, Forbidden, NotFound
+
+
+class DecisionOperations(ServiceBase):
+    """Approving and rejecting, the approval queue, expiry and completing cut-short approvals."""
+
+    def decide(self, username: str, request_id: str, *, approve: bool, reason: str = "") -> Request:
+        """Approve or reject a pending request, once (DEC-3), by someone with authority (DEC-2)."""
+        request_id = inputs.request_id("request", request_id)
+        reason = inputs.reason("reason", reason, required=not approve)
+        actor = self.actor(username)
+        request = self._get_request(request_id)
+        now = self.clock()
+        with _directory_errors():
+            facts = self.facts.for_request(request)
+        decision = policy.may_decide(actor, request, facts, now)
+        outcome = RequestStatus.APPROVED if approve else RequestStatus.REJECTED
+        if not decision.allowed:
+            self._audit(
+                actor.username, f"decide:{outcome.value}", "denied", request, decision.reason
+            )
+            if decision.rule == "DEC-3":
+                raise Conflict(decision.reason, rule="DEC-3", code="already_decided")
+            raise Forbidden.from_decision(decision)
+        with _directory_errors():
+            try:
+                self.directory.decide_request(
+                    request.id,
+                    expected=RequestStatus.PENDING,
+                    new_status=outcome,
+                    decided_by=actor.username,
+                    decided_at=now,
+                    reason=reason,
+                )
+            except directory_errors.AlreadyDecided:
+                raise Conflict(
+                    "this request was decided by someone else a moment ago",
+                    rule="DEC-3",
+                    code="already_decided",
+                ) from None
+            decided = replace(
+                request, status=outcome, decided_by=actor.username, decided_at=now, reason=reason
+            )
+            if approve:
+                self._grant(decided)
+            else:
+                self._discard_pending_entities(decided)
+        self._audit(actor.username, f"decide:{outcome.value}", "ok", decided, reason)
+        self.on_change()
+        return decided
+
+    def approval_queue(self, username: str) -> list[Request]:
+        """Exactly the pending requests this person may decide now."""
+        actor = self.actor(username)
+        now = self.clock()
+        with _directory_errors():
+            pending = self.directory.find_requests(status=RequestStatus.PENDING)
+            queue = []
+            for request in pending:
+                if not _could_concern(actor, request):
+                    continue
+                facts = self.facts.for_request(request)
+                if policy.may_decide(actor, request, facts, now).allowed:
+                    queue.append(request)
+        return sorted(queue, key=lambda r: r.created_at)
+
+    def get_request(self, username: str, request_id: str) -> Request:
+        """A request, visible to its requester and to whoever may decide or audit it."""
+        actor = self.actor(username)
+        request = self._get_request(inputs.request_id("request", request_id))
+        if request.requester == actor.username or actor.is_help_desk:
+            return request
+        if request.organization_id and policy.may_view_organization(actor, request.organization_id):
+            return request
+        if request.surrogate_group_id and actor.is_surrogate_administrator(
+            request.surrogate_group_id
+        ):
+            return request
+        raise NotFound("no such request")
+
+    def my_requests(self, username: str) -> list[Request]:
+        username = inputs.username("username", username)
+        with _directory_errors():
+            requests = self.directory.find_requests(requester=username)
+        return sorted(requests, key=lambda r: r.created_at, reverse=True)
+
+    def expire_pending(self) -> int:
+        """LC-2: mark pending requests past their expiry as expired; returns how many."""
+        now = self.clock()
+        count = 0
+        with _directory_errors():
+            for request in self.directory.find_requests(status=RequestStatus.PENDING):
+                if request.expires_at > now:
+                    continue
+                try:
+                    self.directory.decide_request(
+                        request.id,
+                        expected=RequestStatus.PENDING,
+                        new_status=RequestStatus.EXPIRED,
+                        decided_by="system",
+                        decided_at=now,
+                        reason="expired unanswered",
+                    )
+                except directory_errors.AlreadyDecided:
+                    continue
+                self._discard_pending_entities(request)
+                self._audit("system", "expire", "ok", request, "")
+                count += 1
+        return count
+
+    def complete_interrupted_approvals(self) -> int:
+        """Nothing approved is lost: re-apply the effects of approvals a failure cut short."""
+        count = 0
+        with _directory_errors():
+            for request in self.directory.find_requests(status=RequestStatus.APPROVED):
+                membership = policy.granted_membership(request)
+                if request.ended_at is not None or membership is None:
+                    continue
+                if membership not in self.directory.memberships_of(request.requester):
+                    self._grant(request)
+                    count += 1
+        return count
+
+
+def _could_concern(actor: policy.Actor, request: Request) -> bool:
+    """Cheap pre-filter for the queue: skip requests outside every scope the actor holds."""
+    if actor.is_help_desk:
+        return True
+    scopes = {m.scope_id for m in actor.memberships} | {
+        m.organization_id for m in actor.memberships
+    }
+    return bool(
+        {request.organization_id, request.surrogate_group_id, request.group_id} & scopes
+    ) or any(m.scope_kind is ScopeKind.ORGANIZATION for m in actor.memberships)

@@ -1,0 +1,176 @@
+"""A role's lifecycle: revocation and resignation (LC-1), recertification (LC-3), LC-4."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+from iacs import policy
+from iacs.domain import (
+    EndReason,
+    EntityStatus,
+    Membership,
+    Request,
+    RequestKind,
+    RequestStatus,
+    Role,
+    ScopeKind,
+)
+from iacs.service import inputs
+from iacs.service.base import ServiceBase, _directory_errors, _scope_fields
+from iacs.service.errors import Forbidden, NotFound, RuleRefused
+
+
+class LifecycleOperations(ServiceBase):
+    """Ending, recertifying and replacing roles."""
+
+    def revoke(self, username: str, holder: str, membership: Membership, reason: str = "") -> None:
+        """LC-1: end a role (revocation, or resignation when ``holder`` is the actor)."""
+        holder = inputs.username("holder", holder)
+        reason = inputs.reason("reason", reason, required=False)
+        actor = self.actor(username)
+        decision = policy.may_revoke(actor, holder, membership)
+        action = "resign" if holder == actor.username else "revoke"
+        if not decision.allowed:
+            self._audit(
+                actor.username,
+                action,
+                "denied",
+                None,
+                decision.reason,
+                subject=holder,
+                **_scope_fields(membership),
+            )
+            raise Forbidden.from_decision(decision)
+        with _directory_errors():
+            if membership not in self.directory.memberships_of(holder):
+                raise NotFound("that person does not hold that role")
+            end = EndReason.RESIGNED if action == "resign" else EndReason.REVOKED
+            self._end_membership(holder, membership, end)
+        self._audit(
+            actor.username, action, "ok", None, reason, subject=holder, **_scope_fields(membership)
+        )
+        self.on_change()
+
+    def end_association(self, username: str, sug_id: str, org_id: str) -> None:
+        """LC-1/SUG-3: a provider stops working with a surrogate group (or the reverse)."""
+        sug_id = inputs.entity_id("surrogate_group", sug_id)
+        org_id = inputs.entity_id("organization", org_id)
+        actor = self.actor(username)
+        sug = self._surrogate_group(sug_id)
+        decision = policy.may_end_association(actor, sug, org_id)
+        if not decision.allowed:
+            self._audit(
+                actor.username,
+                "end_association",
+                "denied",
+                None,
+                decision.reason,
+                organization_id=org_id,
+                surrogate_group_id=sug_id,
+            )
+            raise Forbidden.from_decision(decision)
+        with _directory_errors():
+            self.directory.dissociate_surrogate(sug_id, org_id)
+        self._audit(
+            actor.username,
+            "end_association",
+            "ok",
+            None,
+            "",
+            organization_id=org_id,
+            surrogate_group_id=sug_id,
+        )
+        self.on_change()
+
+    def recertify(self, username: str, request_id: str) -> Request:
+        """LC-3: confirm a role is still needed, restarting its recertification period."""
+        actor = self.actor(username)
+        request = self._get_request(inputs.request_id("request", request_id))
+        now = self.clock()
+        with _directory_errors():
+            facts = self.facts.for_request(request)
+        decision = policy.may_recertify(actor, request.requester, request, facts, now)
+        if not decision.allowed:
+            self._audit(actor.username, "recertify", "denied", request, decision.reason)
+            raise Forbidden.from_decision(decision)
+        with _directory_errors():
+            self.directory.set_recertified(request.id, now)
+        self._audit(actor.username, "recertify", "ok", request, "")
+        return replace(request, recertified_at=now)
+
+    def replace_security_official(self, username: str, org_id: str, successor: str) -> Request:
+        """LC-4: the help desk names a new Security Official; the old one's role ends."""
+        org_id = inputs.entity_id("organization", org_id)
+        successor = inputs.username("successor", successor)
+        actor = self.actor(username)
+        decision = policy.may_replace_security_official(actor)
+        if not decision.allowed:
+            self._audit(
+                actor.username,
+                "replace_security_official",
+                "denied",
+                None,
+                decision.reason,
+                organization_id=org_id,
+                subject=successor,
+            )
+            raise Forbidden.from_decision(decision)
+        org = self._organization(org_id)
+        if org.status is not EntityStatus.ACTIVE:
+            raise RuleRefused("the organization is not active", rule="LC-4")
+        with _directory_errors():
+            if self.directory.get_person(successor) is None:
+                raise NotFound("no such person")
+            so = Membership(Role.SECURITY_OFFICIAL, ScopeKind.ORGANIZATION, org_id)
+            for holder in self.directory.members_of(so):
+                self._end_membership(holder, so, EndReason.REPLACED)
+            now = self.clock()
+            request = replace(
+                self._new_request(
+                    successor,
+                    RequestKind.REGISTER_ORGANIZATION,
+                    organization_id=org_id,
+                    details={"replaces_security_official": "true"},
+                ),
+                status=RequestStatus.APPROVED,
+                decided_by=actor.username,
+                decided_at=now,
+                reason="replacement of the Security Official by the help desk (LC-4)",
+            )
+            self.directory.add_request(request)
+            self.directory.add_member(so, successor)
+        self._audit(
+            actor.username, "replace_security_official", "ok", request, "", subject=successor
+        )
+        self.on_change()
+        return request
+
+    def lapse_unrecertified(self) -> int:
+        """LC-3: end every role whose recertification is overdue; returns how many."""
+        now = self.clock()
+        period = self.config.recertification_period
+        count = 0
+        with _directory_errors():
+            for request in self.directory.find_requests(status=RequestStatus.APPROVED):
+                if request.ended_at is not None:
+                    continue
+                membership = policy.granted_membership(request)
+                if membership is None:
+                    continue
+                since = request.recertified_at or request.decided_at or request.created_at
+                if since + period > now:
+                    continue
+                self.directory.remove_member(membership, request.requester)
+                self.directory.end_membership_record(request.id, now, EndReason.LAPSED)
+                self._audit(
+                    "system",
+                    "lapse",
+                    "ok",
+                    request,
+                    "not recertified in time",
+                    subject=request.requester,
+                )
+                count += 1
+        if count:
+            self.on_change()
+        return count
