@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import replace
 
 from iacs import policy
 from iacs.directory import errors as directory_errors
 from iacs.domain import (
     Request,
+    RequestKind,
     RequestStatus,
     ScopeKind,
 )
@@ -65,19 +67,55 @@ class DecisionOperations(ServiceBase):
         return decided
 
     def approval_queue(self, username: str) -> list[Request]:
-        """Exactly the pending requests this person may decide now."""
+        """Exactly the pending requests this person may decide now.
+
+        Candidates are read per scope the person holds (an index lookup each), never the whole
+        pending pile; the policy then decides each candidate exactly as ``decide`` would.
+        """
         actor = self.actor(username)
         now = self.clock()
         with _directory_errors():
-            pending = self.directory.find_requests(status=RequestStatus.PENDING)
-            queue = []
-            for request in pending:
-                if not _could_concern(actor, request):
-                    continue
-                facts = self.facts.for_request(request)
-                if policy.may_decide(actor, request, facts, now).allowed:
-                    queue.append(request)
+            candidates = {r.id: r for r in self._queue_candidates(actor)}
+            queue = [
+                request
+                for request in candidates.values()
+                if policy.may_decide(actor, request, self.facts.for_request(request), now).allowed
+            ]
         return sorted(queue, key=lambda r: r.created_at)
+
+    def _queue_candidates(self, actor: policy.Actor) -> Iterator[Request]:
+        """Pending requests in the scopes of the actor's memberships: a superset of the queue."""
+        find = self.directory.find_requests
+        pending = RequestStatus.PENDING
+        if actor.is_help_desk:
+            yield from find(
+                status=pending,
+                kind=(RequestKind.REGISTER_ORGANIZATION, RequestKind.INDIVIDUAL_PRACTITIONER),
+            )
+        for membership in actor.memberships:
+            match membership.scope_kind:
+                case ScopeKind.ORGANIZATION:
+                    org_id = membership.scope_id
+                    yield from find(status=pending, organization_id=org_id)
+                    for sug in self.directory.list_surrogate_groups(organization_id=org_id):
+                        yield from find(
+                            status=pending,
+                            surrogate_group_id=sug.id,
+                            kind=RequestKind.SURROGATE_ADMINISTRATOR,
+                        )
+                case ScopeKind.USER_GROUP:
+                    yield from find(
+                        status=pending,
+                        kind=RequestKind.END_USER,
+                        organization_id=membership.organization_id,
+                        group_id=membership.scope_id,
+                    )
+                case ScopeKind.SURROGATE_GROUP:
+                    yield from find(
+                        status=pending,
+                        kind=RequestKind.SURROGATE_END_USER,
+                        surrogate_group_id=membership.scope_id,
+                    )
 
     def get_request(self, username: str, request_id: str) -> Request:
         """A request, visible to its requester and to whoever may decide or audit it."""
@@ -135,15 +173,3 @@ class DecisionOperations(ServiceBase):
                     self._grant(request)
                     count += 1
         return count
-
-
-def _could_concern(actor: policy.Actor, request: Request) -> bool:
-    """Cheap pre-filter for the queue: skip requests outside every scope the actor holds."""
-    if actor.is_help_desk:
-        return True
-    scopes = {m.scope_id for m in actor.memberships} | {
-        m.organization_id for m in actor.memberships
-    }
-    return bool(
-        {request.organization_id, request.surrogate_group_id, request.group_id} & scopes
-    ) or any(m.scope_kind is ScopeKind.ORGANIZATION for m in actor.memberships)
