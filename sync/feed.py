@@ -4,8 +4,8 @@
 ``iacs/directory/changes.py``); this module keeps the worker's place in it. The cursor is the
 ``reqStart`` of the last change whose effect is in Keycloak, kept in a small JSON file written
 atomically (temporary file, fsync, rename), and it only moves when the worker says a batch was
-applied. A cursor older than the oldest retained entry means the log was purged past it (a
-gap): the worker must then reconcile fully.
+applied. A cursor older than the oldest retained entry, or an empty log, means the log was
+purged past it (a gap): the worker must then reconcile fully.
 """
 
 from __future__ import annotations
@@ -101,7 +101,8 @@ class ChangeFeed:
         gap = self.cursor is None
         if not gap and self.exact:  # the cursor's own entry, or later ones, were purged
             oldest = self.source.oldest_change_cursor()
-            gap = oldest is not None and oldest > self.cursor
+            # An empty log is a gap too: the cursor's entry is gone, and so is anything after it.
+            gap = oldest is None or oldest > self.cursor
         changes: list = []
         cursor = self.cursor
         while True:
@@ -115,13 +116,19 @@ class ChangeFeed:
         if gap:
             # Nothing retained to stand on: start from a little before now (slapd's clock may
             # differ a bit); changes re-read from that margin are applied again, harmlessly.
+            # A cursor newer than that (the log emptied soon after it) is kept, as a time.
             moment = generalized_time(datetime.now(UTC) - CLOCK_MARGIN)
-            return Batch(changes=(), head=moment, gap=True, exact=False)
+            head = max(moment, self.cursor) if self.cursor else moment
+            return Batch(changes=(), head=head, gap=True, exact=False)
         return Batch(changes=(), head=None, gap=False)
 
     def applied(self, batch: Batch) -> None:
         """Move the cursor past ``batch`` (only after its effect is in Keycloak)."""
-        if batch.head is not None and (self.cursor is None or batch.head > self.cursor):
+        if batch.head is None:
+            return
+        later = self.cursor is None or batch.head > self.cursor
+        now_a_time = batch.head == self.cursor and self.exact and not batch.exact
+        if later or now_a_time:  # a time cursor is never checked for a gap again
             self.cursor_file.save(batch.head, exact=batch.exact)
             self.cursor, self.exact = batch.head, batch.exact
 
