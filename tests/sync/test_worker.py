@@ -1,124 +1,213 @@
-"""The worker loop against a real Keycloak: full then incremental runs, cursor, retries, HTTP.
+"""The worker loop on the real servers: full then incremental runs, cursor, retries, HTTP.
 
-The directory here is a small in-memory stand-in (snapshot plus a change log); the worker's
-use of the real slapd is covered by the end-to-end test.
+The session's slapd (``tests/fixtures/slapd.py``): memberships are written as the root DN through
+``iacs.directory.Directory`` and the worker reads them, and slapd's accesslog, with the sync bind
+account. The session's Keycloak: a fresh realm per test. Keycloak users are created through the
+admin API as a stand-in for LDAP federation (accounts only). Stopping and starting the servers
+themselves is ``test_resilience.py``'s business (it has servers of its own).
 """
 
 from __future__ import annotations
 
+import itertools
+import logging
+import secrets
 import threading
 import time
-from dataclasses import dataclass
-from datetime import UTC, datetime
+from collections.abc import Callable, Iterator
+from typing import TypeVar
 
 import pytest
 import requests
-from keycloak.exceptions import KeycloakConnectionError
 
-from iacs.settings import Settings, SyncSettings
+import sync.worker as worker_module
+from iacs.directory import Directory
+from iacs.settings import KeycloakSettings, Settings, SyncSettings
 from iacs.stack.process import free_port
-from sync.feed import generalized_time
+from sync.feed import CursorFile
+from sync.gateway import KeycloakGateway
 from sync.http import serve
 from sync.keycloak_state import read_actual
 from sync.worker import SyncWorker
 
-from .factories import ORG_A, end_user, world
+from .conftest import PASSWORD
+from .factories import ORG_A, end_user, org, user_group
 
 pytestmark = pytest.mark.servers
+T = TypeVar("T")
 EU_A = f"/iacs/{ORG_A}/billing/end-user"
 
 
-@dataclass(frozen=True)
-class Change:
-    cursor: str
-
-
-class MemoryDirectory:
-    """What the worker needs of ``iacs.directory.Directory``: a snapshot and a change log."""
-
-    def __init__(self, people: dict) -> None:
-        self.people = people
-        self.log: list[Change] = []
-
-    def write(self, people: dict) -> None:
-        self.people = people
-        self.log.append(Change(generalized_time(datetime.now(UTC))))
-
-    def snapshot(self):
-        return world(self.people)
-
-    def changes_since(self, cursor: str | None, *, limit: int = 1000) -> list[Change]:
-        return [c for c in self.log if cursor is None or c.cursor > cursor][:limit]
-
-    def oldest_change_cursor(self) -> str | None:
-        return self.log[0].cursor if self.log else None
-
-
 @pytest.fixture
-def settings(tmp_path) -> Settings:
+def settings(tmp_path, ldap_settings) -> Settings:
     return Settings(
+        ldap=ldap_settings,
         sync=SyncSettings(
             cursor_file=tmp_path / "cursor.json",
             poll_interval_seconds=0.05,
             listen=f"127.0.0.1:{free_port()}",
-        )
+        ),
     )
 
 
+@pytest.fixture
+def billing(root_directory: Directory, make_person) -> Callable[..., Directory]:
+    """Organization A with its billing group; ``billing("eve", ...)`` adds people who hold
+    nothing yet. Returns the root directory (for the test's approvals and revocations)."""
+    root_directory.create_organization(org(ORG_A))
+    root_directory.create_user_group(user_group(ORG_A, "billing"))
+
+    def people(*usernames: str) -> Directory:
+        for username in usernames:
+            make_person(username)
+        return root_directory
+
+    return people
+
+
+def _wait(check: Callable[[], T], seconds: float, what: str, interval: float = 0.05) -> T:
+    deadline = time.monotonic() + seconds
+    while True:
+        value = check()
+        if value:
+            return value
+        if time.monotonic() >= deadline:
+            raise AssertionError(f"{what}: not within {seconds:.0f}s")
+        time.sleep(interval)
+
+
+def _head(directory: Directory) -> str | None:
+    """The ``reqStart`` of the newest write to the tree (the session's log, page by page)."""
+    cursor = None
+    while page := directory.changes_since(cursor, limit=1000):
+        cursor = page[-1].cursor
+        if len(page) < 1000:
+            break
+    return cursor
+
+
 def test_full_then_incremental_run_reaches_keycloak_within_a_second(
-    settings, gateway, make_users, login, refresh
+    settings, billing, sync_directory, gateway, make_users, login, refresh
 ) -> None:
+    root = billing("eve", "bob")
+    root.add_member(end_user(ORG_A, "billing"), "eve")
     make_users("eve", "bob")
-    directory = MemoryDirectory({"eve": [end_user(ORG_A, "billing")], "bob": []})
-    worker = SyncWorker(settings, directory=directory, gateway_factory=lambda: gateway)
+    worker = SyncWorker(settings, directory=sync_directory, gateway_factory=lambda: gateway)
     first = worker.step()
     assert first is not None and first.report.total_writes > 0  # the start is a full run
+    assert worker.metrics.runs.labels("full")._value.get() == 1
+    assert read_actual(gateway).members[EU_A] == {"eve"}
     assert worker.step() is None  # nothing new: no run at all
     token = login("eve")
 
-    directory.write({"eve": [], "bob": [end_user(ORG_A, "billing")]})
-    started = time.perf_counter()
-    result = worker.step()
-    assert time.perf_counter() - started < 1.0
+    written = time.perf_counter()
+    root.remove_member(end_user(ORG_A, "billing"), "eve")
+    root.add_member(end_user(ORG_A, "billing"), "bob")
+    result = _wait(worker.step, 5, "a run after the directory writes")
+    elapsed = time.perf_counter() - written
+    assert elapsed < 1.0, f"from the directory write to Keycloak took {elapsed:.2f}s"
+    assert worker.metrics.runs.labels("incremental")._value.get() == 1
     assert result.timings["read"] < 0.01  # incremental: diffed against what it wrote
     assert result.plan.logouts == ("eve",)
     assert read_actual(gateway).members[EU_A] == {"bob"}
     assert refresh(token["refresh_token"]).status_code == 400
-    assert settings.sync.cursor_file.exists()
-    assert worker.feed.cursor == directory.log[-1].cursor
+    assert worker.step() is None
+
+    head = _head(sync_directory)
+    assert worker.feed.cursor == head
+    assert CursorFile(settings.sync.cursor_file).load() == (head, True)
 
 
-def test_keycloak_down_is_retried_with_backoff_and_the_cursor_waits(settings, gateway) -> None:
-    directory = MemoryDirectory({})
-    directory.write({})
-    attempts = []
+class _Retries(logging.Handler):
+    """The worker's "run failed; retrying" records: when, and how long it backs off."""
 
-    def flaky():
-        attempts.append(time.monotonic())
-        if len(attempts) < 3:
-            raise KeycloakConnectionError("Can't connect to server")
-        return gateway
+    def __init__(self) -> None:
+        super().__init__(logging.WARNING)
+        self.records: list[logging.LogRecord] = []
 
-    worker = SyncWorker(settings, directory=directory, gateway_factory=flaky)
+    def emit(self, record: logging.LogRecord) -> None:
+        if record.getMessage() == "run failed; retrying":
+            self.records.append(record)
+
+
+@pytest.fixture
+def retries() -> Iterator[_Retries]:
+    handler = _Retries()
+    logging.getLogger("sync.worker").addHandler(handler)
+    yield handler
+    logging.getLogger("sync.worker").removeHandler(handler)
+
+
+def test_keycloak_refusing_is_retried_with_backoff_and_the_cursor_waits(
+    settings,
+    billing,
+    sync_directory,
+    keycloak,
+    realm_name,
+    keycloak_admin_factory,
+    retries,
+    monkeypatch,
+) -> None:
+    """The worker's realm does not exist yet, so Keycloak refuses its client's every request;
+    once the realm is applied (realm as code) the worker catches up. (Keycloak actually stopped
+    and started again: ``test_resilience.py``.)"""
+    monkeypatch.setattr(worker_module, "MAX_BACKOFF_SECONDS", 2.0)
+    settings = settings.model_copy(
+        update={
+            "keycloak": KeycloakSettings(
+                url=keycloak.url,
+                realm=realm_name,
+                admin_username=keycloak.admin_username,
+                admin_password=keycloak.admin_password,
+                sync_client_secret=secrets.token_urlsafe(24),
+                portal_client_secret=secrets.token_urlsafe(24),
+            )
+        }
+    )
+    root = billing("eve")
+    root.add_member(end_user(ORG_A, "billing"), "eve")
+    worker = SyncWorker(settings, directory=sync_directory)  # its own client, as in production
     thread = threading.Thread(target=worker.run, daemon=True)
     thread.start()
     try:
-        deadline = time.monotonic() + 20
-        while worker.feed.cursor is None and time.monotonic() < deadline:
-            assert worker.feed.cursor is None or len(attempts) >= 3
-            time.sleep(0.05)
+        _wait(lambda: len(retries.records) >= 4, 30, "four failed attempts")
+        assert worker.feed.cursor is None and not settings.sync.cursor_file.exists()
+        healthy, details = worker.health()
+        assert not healthy and details["consecutive_failures"] >= 4
+
+        from keycloak_config.apply import apply_from_settings
+
+        apply_from_settings(settings, with_federation=False)  # the realm appears
+        keycloak_admin_factory(realm_name).create_user(
+            {
+                "username": "eve",
+                "enabled": True,
+                "credentials": [{"type": "password", "value": PASSWORD, "temporary": False}],
+            }
+        )
+        head = _head(sync_directory)
+        _wait(lambda: worker.feed.cursor == head, 30, "the cursor at the newest change")
+        worker.nudge()  # in case the run came between the realm and eve's account
+        gateway = KeycloakGateway.from_settings(settings.keycloak)
+        _wait(lambda: read_actual(gateway).members.get(EU_A) == {"eve"}, 30, "eve in Keycloak")
     finally:
         worker.stop()
-        thread.join(timeout=10)
-    assert len(attempts) == 3
-    assert attempts[2] - attempts[1] > attempts[1] - attempts[0] >= 0.4  # exponential backoff
-    assert worker.feed.cursor == directory.log[-1].cursor
-    assert worker.metrics.errors.labels("keycloak")._value.get() == 2
+        thread.join(timeout=60)
+    assert not thread.is_alive()
+
+    failures = list(retries.records)
+    delays = [record.retry_in_seconds for record in failures]
+    assert delays[:4] == [0.5, 1.0, 2.0, 2.0]  # exponential, then capped
+    gaps = [b.created - a.created for a, b in itertools.pairwise(failures)]
+    assert all(gap >= delay * 0.9 for gap, delay in zip(gaps, delays, strict=False)), gaps
+    assert worker.metrics.errors.labels("keycloak")._value.get() == len(failures)
     assert worker.health()[0] is True
+    assert CursorFile(settings.sync.cursor_file).load() == (head, True)
 
 
-def test_http_health_metrics_and_nudge(settings, gateway) -> None:
-    worker = SyncWorker(settings, directory=MemoryDirectory({}), gateway_factory=lambda: gateway)
+def test_http_health_metrics_and_nudge(settings, billing, sync_directory, gateway) -> None:
+    billing()
+    worker = SyncWorker(settings, directory=sync_directory, gateway_factory=lambda: gateway)
     server = serve(worker, settings.sync.listen)
     base = f"http://{settings.sync.listen}"
     try:
@@ -132,6 +221,7 @@ def test_http_health_metrics_and_nudge(settings, gateway) -> None:
             "iacs_sync_last_full_reconcile_timestamp_seconds",
         ):
             assert name in metrics
+        assert worker.step() is None
         assert requests.post(f"{base}/nudge", timeout=5).status_code == 202
         assert worker.step() is not None  # a nudge runs even with no change in the feed
         worker.last_error = "KeycloakUnavailable: down"
