@@ -20,6 +20,12 @@ from typing import Protocol
 
 CLOCK_MARGIN = timedelta(seconds=60)
 
+OVERLAP = timedelta(seconds=5)
+"""How far behind its cursor the feed looks again. slapd stamps ``reqStart`` when a write starts
+but logs the entry when the write ends, so with concurrent writers an entry can land behind one
+the worker has already read. Entries in this window that were already applied are skipped;
+re-applying one would be harmless anyway (the runs are idempotent), only wasted."""
+
 
 class ChangeSource(Protocol):
     """What the feed needs of ``iacs.directory.Directory``."""
@@ -95,6 +101,9 @@ class ChangeFeed:
         self.cursor_file = cursor_file
         self.page = page
         self.cursor, self.exact = cursor_file.load()
+        self._seen: set[str] = {self.cursor} if self.cursor else set()
+        """reqStart values applied within ``OVERLAP`` behind the cursor. After a restart only
+        the cursor's own entry is known: the rest of the window is read again, harmlessly."""
 
     def pending(self) -> Batch:
         """Every change after the cursor (drained page by page), and whether there is a gap."""
@@ -103,16 +112,21 @@ class ChangeFeed:
             oldest = self.source.oldest_change_cursor()
             # An empty log is a gap too: the cursor's entry is gone, and so is anything after it.
             gap = oldest is None or oldest > self.cursor
-        changes: list = []
-        cursor = self.cursor
+        low = self._overlap_start()
+        read: list = []
+        cursor = low
         while True:
             page = self.source.changes_since(cursor, limit=self.page)
-            changes.extend(page)
+            read.extend(page)
             if len(page) < self.page:
                 break
             cursor = page[-1].cursor
+        changes = [change for change in read if change.cursor not in self._seen]
         if changes:
-            return Batch(changes=tuple(changes), head=changes[-1].cursor, gap=gap)
+            head = max(change.cursor for change in changes)
+            if self.cursor is not None and self.cursor > head:
+                head = self.cursor  # only late arrivals behind the cursor: it stays put
+            return Batch(changes=tuple(changes), head=head, gap=gap)
         if gap:
             # Nothing retained to stand on: start from a little before now (slapd's clock may
             # differ a bit); changes re-read from that margin are applied again, harmlessly.
@@ -126,11 +140,22 @@ class ChangeFeed:
         """Move the cursor past ``batch`` (only after its effect is in Keycloak)."""
         if batch.head is None:
             return
+        self._seen.update(change.cursor for change in batch.changes)
         later = self.cursor is None or batch.head > self.cursor
         now_a_time = batch.head == self.cursor and self.exact and not batch.exact
         if later or now_a_time:  # a time cursor is never checked for a gap again
             self.cursor_file.save(batch.head, exact=batch.exact)
             self.cursor, self.exact = batch.head, batch.exact
+        low = self._overlap_start()
+        if low is not None:
+            self._seen = {seen for seen in self._seen if seen >= low}
+
+    def _overlap_start(self) -> str | None:
+        """Where reading starts: ``OVERLAP`` behind the cursor (None: from the beginning)."""
+        if self.cursor is None:
+            return None
+        moment = parse_generalized_time(self.cursor)
+        return generalized_time(moment - OVERLAP) if moment else self.cursor
 
 
 def generalized_time(moment: datetime) -> str:

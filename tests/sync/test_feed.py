@@ -103,3 +103,21 @@ def test_generalized_time_round_trip() -> None:
     moment = parse_generalized_time("20261129004512.123456Z")
     assert generalized_time(moment) == "20261129004512.123456Z"
     assert parse_generalized_time("garbage") is None
+
+
+def test_a_late_entry_behind_the_cursor_is_still_read_once(tmp_path) -> None:
+    """slapd logs a write when it ends with the reqStart of when it began: with two concurrent
+    writers, an entry can appear behind the cursor after the cursor moved past it."""
+    log = Log(t(1), t(3))
+    feed = ChangeFeed(log, CursorFile(tmp_path / "cursor.json"))
+    first = feed.pending()
+    feed.applied(first)
+    assert feed.cursor == t(3)
+    assert feed.pending().changes == ()  # nothing new: no run
+
+    log.cursors = [t(1), t(2), t(3)]  # the write that began at t(2) is logged only now
+    late = feed.pending()
+    assert [c.cursor for c in late.changes] == [t(2)]
+    assert late.head == t(3)  # the cursor does not go back
+    feed.applied(late)
+    assert feed.pending().changes == ()  # and it is not read again
