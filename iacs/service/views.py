@@ -25,7 +25,8 @@ from iacs.domain import (
     UserGroup,
 )
 from iacs.service import inputs
-from iacs.service.access import AccessService, _directory_errors
+from iacs.service.access import AccessService
+from iacs.service.base import _directory_errors
 from iacs.service.errors import Forbidden, NotFound
 
 T = TypeVar("T")
