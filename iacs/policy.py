@@ -166,6 +166,14 @@ def _submit_role_already_held(request: Request, facts: Facts) -> Decision | None
     wanted = granted_membership(request, facts)
     if wanted is not None and wanted in facts.requester_memberships:
         return deny("DEC-4", "you already hold this role")
+    security_official = Membership(
+        Role.SECURITY_OFFICIAL, ScopeKind.ORGANIZATION, request.organization_id
+    )
+    if (
+        request.kind is RequestKind.BACKUP_SECURITY_OFFICIAL
+        and security_official in facts.requester_memberships
+    ):
+        return deny("BSO-1", "you are this organization's Security Official already")
     return None
 
 

@@ -504,3 +504,10 @@ def test_granted_membership_of_every_kind_except_association() -> None:
     for kind in RequestKind:
         membership = policy.granted_membership(make_request(kind))
         assert (membership is None) is (kind is RequestKind.SURROGATE_ASSOCIATION)
+
+
+def test_bso_1_the_security_official_cannot_also_be_a_backup() -> None:
+    facts = replace(FACTS, requester_memberships=ACTORS["so_a"])
+    decision = _submit(RequestKind.BACKUP_SECURITY_OFFICIAL, facts)
+    assert not decision.allowed and decision.rule == "BSO-1"
+    assert _submit(RequestKind.BACKUP_SECURITY_OFFICIAL, FACTS).allowed
