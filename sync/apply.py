@@ -15,11 +15,16 @@ from collections import Counter
 from dataclasses import dataclass, field
 from itertools import groupby
 
-from .gateway import PAGE, KeycloakGateway
+from .gateway import KeycloakGateway
 from .model import ActualState, DesiredGroup, MemberChange, Plan, RoleMappingChange
 
 log = logging.getLogger("sync.apply")
 BULK_USER_LOOKUP = 50
+USER_PAGE = 200
+"""Users listed per request. On a realm federated from LDAP, listing users imports the ones
+Keycloak has not seen yet, inside the request and its transaction: a page of thousands outlives
+the client's timeout while holding the user table's lock, and every later request fails behind it.
+Small pages keep each import short."""
 """Above this many unknown usernames, list the realm's users once instead of one search each."""
 
 
@@ -174,13 +179,15 @@ def _resolve_users(gateway: KeycloakGateway, usernames: set[str], user_ids: dict
         wanted = set(unknown)
         first = 0
         while True:
-            page = gateway.get("users", first=first, max=PAGE, briefRepresentation="true") or []
+            page = (
+                gateway.get("users", first=first, max=USER_PAGE, briefRepresentation="true") or []
+            )
             user_ids.update(
                 {user["username"]: user["id"] for user in page if user["username"] in wanted}
             )
-            if len(page) < PAGE:
+            if len(page) < USER_PAGE:
                 break
-            first += PAGE
+            first += USER_PAGE
         unknown = sorted(usernames - set(user_ids))
     for username, user_id in zip(
         unknown, gateway.parallel(gateway.find_user_id, unknown), strict=True
