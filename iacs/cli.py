@@ -131,7 +131,15 @@ def bench(size: str, out: Path) -> None:
     """Run the benchmarks on real servers and write results and docs/benchmarks.md."""
     from bench.run import run_benchmarks
 
+    _exit_cleanly_on_sigterm()
     run_benchmarks(size=size, out_dir=out)
+
+
+def _exit_cleanly_on_sigterm() -> None:
+    """Turn SIGTERM into SystemExit so ``finally`` blocks stop the servers this command started."""
+    import signal
+
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
 
 
 def _settings():
