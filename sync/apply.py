@@ -173,9 +173,14 @@ def _change_roles(gateway: KeycloakGateway, change: RoleMappingChange, group_id:
 
 
 def _resolve_users(gateway: KeycloakGateway, usernames: set[str], user_ids: dict[str, str]) -> None:
-    """Fill ``user_ids`` for ``usernames``: one listing when many are unknown, then searches."""
+    """Fill ``user_ids`` for ``usernames``: one listing when many are unknown, then searches.
+
+    The listing is only for a realm that holds its users itself: on a federated realm every
+    page imports from LDAP and re-reads it up to ``first + max``, so pages get slower and slower;
+    there, exact-username searches (each importing one person) run in parallel instead.
+    """
     unknown = sorted(usernames - set(user_ids))
-    if len(unknown) > BULK_USER_LOOKUP:
+    if len(unknown) > BULK_USER_LOOKUP and not gateway.has_user_federation():
         wanted = set(unknown)
         first = 0
         while True:

@@ -45,6 +45,7 @@ class KeycloakGateway:
         self._lock = threading.Lock()
         self._clients: dict[str, str] = {}
         self._roles: dict[str, dict[str, dict]] = {}
+        self._federated: bool | None = None
 
     @classmethod
     def from_settings(cls, settings: KeycloakSettings, workers: int = 8) -> KeycloakGateway:
@@ -116,6 +117,17 @@ class KeycloakGateway:
             roles = self.get(f"clients/{self.client_uuid(client_id)}/roles") or []
             self._roles[client_id] = {role["name"]: role for role in roles}
         return self._roles[client_id]
+
+    def has_user_federation(self) -> bool:
+        """Whether the realm's users come from LDAP (asked once; it decides how to look up).
+
+        Read from one user's ``federationLink``: the sync client may not read the realm's
+        components, and needs no right beyond the users it already manages.
+        """
+        if self._federated is None:
+            sample = self.get("users", first=0, max=1, briefRepresentation="false") or []
+            self._federated = any(user.get("federationLink") for user in sample)
+        return self._federated
 
     def find_user_id(self, username: str) -> str | None:
         """The user's id by exact username; the search imports a federated user not yet seen."""
