@@ -184,8 +184,18 @@ def leaf_group(affiliation: Affiliation, catalogue: Catalogue) -> DesiredGroup:
     )
 
 
-def project(snapshot: DirectorySnapshot, catalogue: Catalogue) -> DesiredState:
-    """The managed Keycloak state that the snapshot and the catalogue call for."""
+def project(
+    snapshot: DirectorySnapshot,
+    catalogue: Catalogue,
+    memo: dict[Affiliation, DesiredGroup] | None = None,
+) -> DesiredState:
+    """The managed Keycloak state that the snapshot and the catalogue call for.
+
+    ``memo`` may carry the leaf groups of an earlier call with the same catalogue: a leaf depends
+    only on its affiliation and the catalogue, so the worker keeps one to skip encoding the
+    claims of every unchanged affiliation again on each incremental run (most of its time at
+    10,000 people). The result is the same with or without it.
+    """
     leaves: dict[str, DesiredGroup] = {}
     memberships: dict[str, frozenset[str]] = {}
     skipped: list[SkippedMembership] = []
@@ -206,7 +216,12 @@ def project(snapshot: DirectorySnapshot, catalogue: Catalogue) -> DesiredState:
                 skipped.append(SkippedMembership(username, membership, found))
                 continue
             if found.path not in leaves:
-                leaves[found.path] = leaf_group(found, catalogue)
+                leaf = memo.get(found) if memo is not None else None
+                if leaf is None:
+                    leaf = leaf_group(found, catalogue)
+                    if memo is not None:
+                        memo[found] = leaf
+                leaves[found.path] = leaf
             paths.add(found.path)
         if paths:
             memberships[username] = memberships.get(username, frozenset()) | paths

@@ -73,14 +73,15 @@ def reconcile(
     snapshot: DirectorySnapshot,
     catalogue: Catalogue,
     actual: ActualState | None = None,
+    memo: dict | None = None,
 ) -> ReconcileResult:
     """Make Keycloak's managed subtree match the snapshot; a second call writes nothing.
 
     ``actual`` is the state Keycloak is known to be in (the worker's cache after its last
-    apply); without it Keycloak is read in full.
+    apply); without it Keycloak is read in full. ``memo`` is passed to ``project``.
     """
     started = time.perf_counter()
-    desired = project(snapshot, catalogue)
+    desired = project(snapshot, catalogue, memo)
     projected = time.perf_counter()
     if actual is None:
         actual = read_actual(gateway)

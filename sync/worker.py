@@ -109,6 +109,8 @@ class SyncWorker:
     ) -> None:
         self.settings = settings
         self.catalogue = catalogue or load_catalogue(settings.sync.catalogue_file)
+        self._leaves: dict = {}
+        """Leaf groups already projected with this catalogue (see ``sync.project.project``)."""
         if directory is None:
             from iacs.directory import Directory
 
@@ -183,8 +185,14 @@ class SyncWorker:
         else:
             snapshot = self.directory.snapshot()
         self._snapshot = snapshot
+        if full:
+            self._leaves.clear()  # bounded: affiliations that no longer exist are forgotten
         result = reconcile(
-            self.gateway, snapshot, self.catalogue, actual=None if full else self.cache
+            self.gateway,
+            snapshot,
+            self.catalogue,
+            actual=None if full else self.cache,
+            memo=self._leaves,
         )
         self.cache = None if result.report.problems else result.after
         self.feed.applied(batch)

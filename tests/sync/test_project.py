@@ -201,3 +201,13 @@ def test_shared_leaf_is_one_group_with_every_member() -> None:
 def test_projection_is_deterministic() -> None:
     people = {f"u{i}": [end_user(ORG_A, "billing"), surrogate_uga("acme")] for i in range(20)}
     assert project(world(people), CATALOGUE) == project(world(people), CATALOGUE)
+
+
+def test_memo_of_earlier_leaves_never_changes_the_projection() -> None:
+    """The worker's memo only saves work: after a change, the result equals a fresh projection."""
+    memo: dict = {}
+    before = {"eve": [end_user(ORG_A, "billing")], "sam": [surrogate_end_user("acme")]}
+    after = {"eve": [uga(ORG_A, "billing")], "sam": [], "ann": [end_user(ORG_B, "billing")]}
+    assert project(world(before), CATALOGUE, memo) == project(world(before), CATALOGUE)
+    assert memo
+    assert project(world(after), CATALOGUE, memo) == project(world(after), CATALOGUE)
