@@ -31,7 +31,7 @@ from iacs.domain import (
 )
 from iacs.enrollment import EnrollmentSource
 from iacs.service import inputs
-from iacs.service.errors import Conflict, NotFound, Unavailable
+from iacs.service.errors import Conflict, Forbidden, NotFound, Unavailable
 from iacs.service.facts import FactLoader
 
 
@@ -160,6 +160,19 @@ class ServiceBase:
         if sug is None:
             raise NotFound("no such surrogate group")
         return sug
+
+    def _require(
+        self,
+        actor: policy.Actor,
+        decision: policy.Decision,
+        action: str,
+        request: Request | None = None,
+        **fields: str,
+    ) -> None:
+        """Refuse with ``Forbidden`` when the policy denied, after recording the refusal (AUD-1)."""
+        if not decision.allowed:
+            self._audit(actor.username, action, "denied", request, decision.reason, **fields)
+            raise Forbidden.from_decision(decision)
 
     def _audit(
         self,

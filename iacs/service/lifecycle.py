@@ -17,7 +17,7 @@ from iacs.domain import (
 )
 from iacs.service import inputs
 from iacs.service.base import ServiceBase, _directory_errors, _scope_fields
-from iacs.service.errors import Forbidden, NotFound, RuleRefused
+from iacs.service.errors import NotFound, RuleRefused
 
 
 class LifecycleOperations(ServiceBase):
@@ -30,17 +30,7 @@ class LifecycleOperations(ServiceBase):
         actor = self.actor(username)
         decision = policy.may_revoke(actor, holder, membership)
         action = "resign" if holder == actor.username else "revoke"
-        if not decision.allowed:
-            self._audit(
-                actor.username,
-                action,
-                "denied",
-                None,
-                decision.reason,
-                subject=holder,
-                **_scope_fields(membership),
-            )
-            raise Forbidden.from_decision(decision)
+        self._require(actor, decision, action, subject=holder, **_scope_fields(membership))
         with _directory_errors():
             if membership not in self.directory.memberships_of(holder):
                 raise NotFound("that person does not hold that role")
@@ -58,17 +48,9 @@ class LifecycleOperations(ServiceBase):
         actor = self.actor(username)
         sug = self._surrogate_group(sug_id)
         decision = policy.may_end_association(actor, sug, org_id)
-        if not decision.allowed:
-            self._audit(
-                actor.username,
-                "end_association",
-                "denied",
-                None,
-                decision.reason,
-                organization_id=org_id,
-                surrogate_group_id=sug_id,
-            )
-            raise Forbidden.from_decision(decision)
+        self._require(
+            actor, decision, "end_association", organization_id=org_id, surrogate_group_id=sug_id
+        )
         with _directory_errors():
             self.directory.dissociate_surrogate(sug_id, org_id)
         self._audit(
@@ -90,9 +72,7 @@ class LifecycleOperations(ServiceBase):
         with _directory_errors():
             facts = self.facts.for_request(request)
         decision = policy.may_recertify(actor, request.requester, request, facts, now)
-        if not decision.allowed:
-            self._audit(actor.username, "recertify", "denied", request, decision.reason)
-            raise Forbidden.from_decision(decision)
+        self._require(actor, decision, "recertify", request)
         with _directory_errors():
             self.directory.set_recertified(request.id, now)
         self._audit(actor.username, "recertify", "ok", request, "")
@@ -104,17 +84,9 @@ class LifecycleOperations(ServiceBase):
         successor = inputs.username("successor", successor)
         actor = self.actor(username)
         decision = policy.may_replace_security_official(actor)
-        if not decision.allowed:
-            self._audit(
-                actor.username,
-                "replace_security_official",
-                "denied",
-                None,
-                decision.reason,
-                organization_id=org_id,
-                subject=successor,
-            )
-            raise Forbidden.from_decision(decision)
+        self._require(
+            actor, decision, "replace_security_official", organization_id=org_id, subject=successor
+        )
         org = self._organization(org_id)
         if org.status is not EntityStatus.ACTIVE:
             raise RuleRefused("the organization is not active", rule="LC-4")

@@ -12,7 +12,6 @@ from iacs.domain import (
 )
 from iacs.service import inputs
 from iacs.service.base import ServiceBase, _describe, _directory_errors
-from iacs.service.errors import Forbidden
 
 
 class ProfileOperations(ServiceBase):
@@ -35,16 +34,7 @@ class ProfileOperations(ServiceBase):
             ),
         }
         decision = policy.may_update_organization_profile(actor, org_id)
-        if not decision.allowed:
-            self._audit(
-                actor.username,
-                "update_profile",
-                "denied",
-                None,
-                decision.reason,
-                organization_id=org_id,
-            )
-            raise Forbidden.from_decision(decision)
+        self._require(actor, decision, "update_profile", organization_id=org_id)
         with _directory_errors():
             self.directory.update_organization_profile(org_id, **changes)
         self._audit(
@@ -70,17 +60,9 @@ class ProfileOperations(ServiceBase):
             ),
         }
         decision = policy.may_update_group_profile(actor, org_id, group_id)
-        if not decision.allowed:
-            self._audit(
-                actor.username,
-                "update_group_profile",
-                "denied",
-                None,
-                decision.reason,
-                organization_id=org_id,
-                group_id=group_id,
-            )
-            raise Forbidden.from_decision(decision)
+        self._require(
+            actor, decision, "update_group_profile", organization_id=org_id, group_id=group_id
+        )
         with _directory_errors():
             self.directory.update_user_group_profile(org_id, group_id, **changes)
         self._audit(
@@ -108,16 +90,7 @@ class ProfileOperations(ServiceBase):
             ),
         }
         decision = policy.may_update_surrogate_profile(actor, sug_id)
-        if not decision.allowed:
-            self._audit(
-                actor.username,
-                "update_surrogate_profile",
-                "denied",
-                None,
-                decision.reason,
-                surrogate_group_id=sug_id,
-            )
-            raise Forbidden.from_decision(decision)
+        self._require(actor, decision, "update_surrogate_profile", surrogate_group_id=sug_id)
         with _directory_errors():
             self.directory.update_surrogate_group_profile(sug_id, **changes)
         self._audit(

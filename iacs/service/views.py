@@ -7,8 +7,6 @@ memberships from the directory on every call (DEC-2).
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import TypeVar
 
@@ -93,11 +91,11 @@ class ViewService:
         """The organization page; only people holding a role in it (and the help desk) see it."""
         org_id = inputs.entity_id("organization", org_id)
         actor = self.access.actor(username)
-        with _reading():
+        with _directory_errors():
             org = _found(self.directory.get_organization(org_id))
         if not policy.may_view_organization(actor, org_id).allowed:
             raise NotFound("no such organization, or you hold no role in it")
-        with _reading():
+        with _directory_errors():
             sos = self._holders(
                 actor, Membership(Role.SECURITY_OFFICIAL, ScopeKind.ORGANIZATION, org_id)
             )
@@ -131,7 +129,7 @@ class ViewService:
         actor = self.access.actor(username)
         if not policy.may_view_organization(actor, org_id).allowed:
             raise NotFound("no such user group, or you hold no role in its organization")
-        with _reading():
+        with _directory_errors():
             group = _found(self.directory.get_user_group(org_id, group_id))
             return self._group_view(actor, group)
 
@@ -139,7 +137,7 @@ class ViewService:
         """A Surrogate User Group page: its members, the officials it works for, the help desk."""
         sug_id = inputs.entity_id("surrogate_group", sug_id)
         actor = self.access.actor(username)
-        with _reading():
+        with _directory_errors():
             sug = _found(self.directory.get_surrogate_group(sug_id))
         member = any(
             m.scope_kind is ScopeKind.SURROGATE_GROUP and m.scope_id == sug_id
@@ -148,7 +146,7 @@ class ViewService:
         served = any(actor.is_officer(org) for org in sug.associated_organizations)
         if not (member or served or actor.is_help_desk):
             raise NotFound("no such Surrogate User Group, or you hold no role in it")
-        with _reading():
+        with _directory_errors():
             return self._surrogate_view(actor, sug)
 
     def audit(self, username: str, org_id: str | None = None) -> list[AuditRecord]:
@@ -159,7 +157,7 @@ class ViewService:
         decision = policy.may_read_audit(actor, org_id)
         if not decision.allowed:
             raise Forbidden.from_decision(decision)
-        with _reading():
+        with _directory_errors():
             records = self.directory.find_audit(organization_id=org_id, limit=AUDIT_LIMIT)
         return sorted(records, key=lambda r: r.at, reverse=True)
 
@@ -169,7 +167,7 @@ class ViewService:
         if not actor.is_help_desk:
             raise Forbidden("only the help desk searches people and organizations", rule="AUD-2")
         query = inputs.text("q", query, max_length=80)
-        with _reading():
+        with _directory_errors():
             people = self.directory.find_people(query, limit=SEARCH_LIMIT)
             organizations = self.directory.find_organizations(query, limit=SEARCH_LIMIT)
         return SearchResult(query, list(people), list(organizations))
@@ -214,16 +212,6 @@ class ViewService:
             ),
             may_edit_profile=policy.may_update_surrogate_profile(actor, sug.id).allowed,
         )
-
-
-@contextmanager
-def _reading() -> Iterator[None]:
-    """A missing entry is the service's ``NotFound`` (404); an unreachable directory a 503."""
-    with _directory_errors():
-        try:
-            yield
-        except directory_errors.NotFound as exc:
-            raise NotFound("no such organization, group or person") from exc
 
 
 def _found(entity: T | None) -> T:
