@@ -25,9 +25,8 @@ def _as_dict(value: Any) -> dict[str, Any]:
 
 
 def main(out: Path) -> None:
-    from sync.worker import run_once
-
     from iacs.settings import load_settings
+    from sync.worker import run_once
 
     settings = load_settings()
     started = time.perf_counter()
