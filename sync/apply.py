@@ -35,8 +35,8 @@ class ApplyReport:
     writes: Counter[str] = field(default_factory=Counter)
     missing_users: list[str] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)
-    group_ids: dict[str, str] = field(default_factory=dict)
-    """Path -> id of every managed group after the apply (for the worker's cached state)."""
+    created: dict[str, str] = field(default_factory=dict)
+    """Path -> id of each group this apply created (for the worker's cached state)."""
     user_ids: dict[str, str] = field(default_factory=dict)
     """Username -> id of every user the apply knew or found."""
 
@@ -49,7 +49,7 @@ def apply_plan(gateway: KeycloakGateway, plan: Plan, actual: ActualState) -> App
     """Write ``plan`` (computed against ``actual``) to Keycloak."""
     before = Counter(gateway.writes)
     report = ApplyReport()
-    group_ids = {path: group.id for path, group in actual.groups.items()}
+    group_ids = _GroupIds(actual, report.created)
 
     for _, level in groupby(plan.create_groups, key=lambda group: group.path.count("/")):
         level = list(level)
@@ -122,17 +122,33 @@ def apply_plan(gateway: KeycloakGateway, plan: Plan, actual: ActualState) -> App
     report.writes = Counter(gateway.writes)
     report.writes.subtract(before)
     report.writes = +report.writes
-    gone = tuple(f"{path}/" for path in plan.delete_groups)
-    report.group_ids = {
-        path: group_id
-        for path, group_id in group_ids.items()
-        if path not in plan.delete_groups and not path.startswith(gone)
-    }
     report.user_ids = user_ids
     return report
 
 
-def _create_group(gateway: KeycloakGateway, group: DesiredGroup, group_ids: dict[str, str]) -> str:
+class _GroupIds:
+    """Group ids by path: the ones this apply created, then the ones known before it."""
+
+    def __init__(self, actual: ActualState, created: dict[str, str]) -> None:
+        self._actual = actual.groups
+        self._created = created
+
+    def __getitem__(self, path: str) -> str:
+        found = self._created.get(path)
+        return found if found is not None else self._actual[path].id
+
+    def __setitem__(self, path: str, group_id: str) -> None:
+        self._created[path] = group_id
+
+    def get(self, path: str) -> str | None:
+        found = self._created.get(path)
+        if found is not None:
+            return found
+        group = self._actual.get(path)
+        return group.id if group is not None else None
+
+
+def _create_group(gateway: KeycloakGateway, group: DesiredGroup, group_ids: _GroupIds) -> str:
     payload = {
         "name": group.name,
         "attributes": {name: list(values) for name, values in group.attributes.items()},

@@ -9,7 +9,7 @@ topmost group of an unwanted subtree is deleted (Keycloak deletes the children w
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 
 from .model import (
     AFFILIATION_ATTRIBUTE_PREFIX,
@@ -64,17 +64,37 @@ def _is_reduction(
     return False
 
 
-def diff(desired: DesiredState, actual: ActualState) -> Plan:
-    """The writes that turn ``actual`` into ``desired``; an empty plan when they agree."""
+def diff(
+    desired: DesiredState,
+    actual: ActualState,
+    *,
+    scope: Collection[str] | None = None,
+    members: Mapping[str, Collection[str]] | None = None,
+) -> Plan:
+    """The writes that turn ``actual`` into ``desired``; an empty plan when they agree.
+
+    ``scope`` limits the comparison to those group paths (an incremental run passes the paths
+    its change can have affected, see ``sync.incremental``), so that a run costs what the change
+    touched rather than the size of the realm; without it every path of both states is compared.
+    ``members`` is ``desired.members_of()`` when the caller already has it.
+    """
+    wanted_members = members if members is not None else desired.members_of()
+    if scope is None:
+        paths = set(desired.groups) | set(actual.groups) | set(actual.members)
+    else:
+        paths = set(scope)
+    wanted = sorted(path for path in paths if path in desired.groups)
     creates = tuple(
         desired.groups[path]
-        for path in sorted(set(desired.groups) - set(actual.groups), key=lambda p: (_depth(p), p))
+        for path in sorted(
+            (path for path in wanted if path not in actual.groups), key=lambda p: (_depth(p), p)
+        )
     )
 
     updates: list[AttributeUpdate] = []
     role_changes: list[RoleMappingChange] = []
     reduced_groups: set[str] = set()
-    for path in sorted(desired.groups):
+    for path in wanted:
         group = desired.groups[path]
         current = actual.groups.get(path)
         if current is not None:
@@ -102,27 +122,27 @@ def diff(desired: DesiredState, actual: ActualState) -> Plan:
 
     deletes = tuple(
         path
-        for path in sorted(set(actual.groups) - set(desired.groups))
-        if path.rsplit("/", 1)[0] in desired.groups
+        for path in sorted(paths)
+        if path in actual.groups
+        and path not in desired.groups
+        and path.rsplit("/", 1)[0] in desired.groups
     )
 
-    wanted_members = desired.members_of()
     adds: list[MemberChange] = []
     removes: list[MemberChange] = []
     logouts: set[str] = set()
-    for path in sorted(wanted_members):
-        have = actual.members.get(path, frozenset())
-        adds.extend(MemberChange(name, path) for name in sorted(wanted_members[path] - have))
-    for path in sorted(actual.members):
-        have = actual.members[path]
-        lost = have - wanted_members.get(path, frozenset())
+    for path in sorted(paths):
+        want_names = frozenset(wanted_members.get(path, ()))
+        have_names = actual.members.get(path, frozenset())
+        adds.extend(MemberChange(name, path) for name in sorted(want_names - have_names))
+        lost = have_names - want_names
         if not lost:
             continue
         logouts |= lost
         if path in desired.groups:  # members of deleted groups leave with the group
             removes.extend(MemberChange(name, path) for name in sorted(lost))
     for path in reduced_groups:
-        logouts |= actual.members.get(path, frozenset()) & wanted_members.get(path, frozenset())
+        logouts |= actual.members.get(path, frozenset()) & frozenset(wanted_members.get(path, ()))
 
     return Plan(
         create_groups=creates,

@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import time
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 
 from .apply import ApplyReport, apply_plan
 from .catalogue import Catalogue
 from .diff import diff
 from .gateway import KeycloakGateway
+from .incremental import DesiredIndex, advance
 from .keycloak_state import read_actual
 from .model import ActualGroup, ActualState, DesiredState, DirectorySnapshot, Plan
 from .project import project
@@ -42,30 +45,49 @@ class ReconcileResult:
         }
 
 
-def state_after(desired: DesiredState, actual: ActualState, report: ApplyReport) -> ActualState:
+def state_after(
+    desired: DesiredState,
+    actual: ActualState,
+    report: ApplyReport,
+    *,
+    scope: Collection[str] | None = None,
+    members: Mapping[str, Collection[str]] | None = None,
+) -> ActualState:
     """Keycloak's managed state once ``report``'s apply of the plan for ``desired`` succeeded.
 
     The worker diffs its incremental runs against this instead of reading Keycloak again; the
     periodic full reconcile re-reads Keycloak and corrects anything changed behind its back.
+    With a ``scope`` (an incremental run), only those paths are rebuilt and the rest of
+    ``actual`` is carried over as it is. Users the apply could not find are left out of the
+    members, so the next full run tries them again.
     """
-    if not report.group_ids and not report.writes:  # nothing was applied: nothing changed
-        report.group_ids = {path: group.id for path, group in actual.groups.items()}
-        report.user_ids = {**actual.user_ids, **report.user_ids}
     missing = set(report.missing_users)
-    members = {path: frozenset(names - missing) for path, names in desired.members_of().items()}
-    return ActualState(
-        groups={
-            path: ActualGroup(
-                id=report.group_ids[path],
-                path=path,
-                attributes=group.attributes,
-                client_roles=group.client_roles,
-            )
-            for path, group in desired.groups.items()
-        },
-        members={path: names for path, names in members.items() if names},
-        user_ids=dict(report.user_ids),
-    )
+    wanted_members = members if members is not None else desired.members_of()
+    if scope is None:
+        groups: dict[str, ActualGroup] = {}
+        held: dict[str, frozenset[str]] = {}
+        paths: Collection[str] = desired.groups
+    else:
+        groups, held, paths = dict(actual.groups), dict(actual.members), scope
+    for path in paths:
+        group = desired.groups.get(path)
+        if group is None:
+            groups.pop(path, None)
+            held.pop(path, None)
+            continue
+        group_id = report.created.get(path)
+        groups[path] = ActualGroup(
+            id=group_id if group_id is not None else actual.groups[path].id,
+            path=path,
+            attributes=group.attributes,
+            client_roles=group.client_roles,
+        )
+        names = frozenset(wanted_members.get(path, ())) - missing
+        if names:
+            held[path] = names
+        else:
+            held.pop(path, None)
+    return ActualState(groups=groups, members=held, user_ids={**actual.user_ids, **report.user_ids})
 
 
 def reconcile(
@@ -86,7 +108,8 @@ def reconcile(
     if actual is None:
         actual = read_actual(gateway)
     read = time.perf_counter()
-    plan = diff(desired, actual)
+    members = desired.members_of()
+    plan = diff(desired, actual, members=members)
     planned = time.perf_counter()
     report = apply_plan(gateway, plan, actual) if not plan.is_empty else ApplyReport()
     applied = time.perf_counter()
@@ -94,11 +117,51 @@ def reconcile(
         desired=desired,
         plan=plan,
         report=report,
-        after=state_after(desired, actual, report),
+        after=state_after(desired, actual, report, members=members),
         timings={
             "project": projected - started,
             "read": read - projected,
             "diff": planned - read,
+            "apply": applied - planned,
+            "total": applied - started,
+        },
+    )
+
+
+def reconcile_people(
+    gateway: KeycloakGateway,
+    snapshot: DirectorySnapshot,
+    catalogue: Catalogue,
+    *,
+    previous: DesiredState,
+    index: DesiredIndex,
+    actual: ActualState,
+    touched: Collection[str],
+    memo: dict | None = None,
+) -> ReconcileResult:
+    """An incremental run: only the ``touched`` people are projected, diffed and applied.
+
+    ``previous`` and ``index`` describe what the last run made Keycloak hold (``actual``);
+    ``index`` is moved forward in place (see ``sync.incremental``). ``snapshot`` must hold the
+    touched people's current memberships and the current organizations and groups.
+    """
+    started = time.perf_counter()
+    people = {name: snapshot.people.get(name, frozenset()) for name in touched}
+    partial = project(dataclasses.replace(snapshot, people=people), catalogue, memo)
+    desired, scope = advance(previous, index, partial, touched)
+    projected = time.perf_counter()
+    plan = diff(desired, actual, scope=scope, members=index.members)
+    planned = time.perf_counter()
+    report = apply_plan(gateway, plan, actual) if not plan.is_empty else ApplyReport()
+    applied = time.perf_counter()
+    return ReconcileResult(
+        desired=desired,
+        plan=plan,
+        report=report,
+        after=state_after(desired, actual, report, scope=scope, members=index.members),
+        timings={
+            "project": projected - started,
+            "diff": planned - projected,
             "apply": applied - planned,
             "total": applied - started,
         },

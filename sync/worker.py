@@ -32,8 +32,9 @@ from iacs.settings import Settings
 from .catalogue import Catalogue, load_catalogue
 from .feed import Batch, ChangeFeed, CursorFile
 from .gateway import KeycloakGateway, KeycloakUnavailable
-from .model import ActualState
-from .reconcile import ReconcileResult, reconcile
+from .incremental import DesiredIndex
+from .model import ActualState, DesiredState
+from .reconcile import ReconcileResult, reconcile, reconcile_people
 
 log = logging.getLogger("sync.worker")
 MAX_BACKOFF_SECONDS = 30.0
@@ -123,6 +124,9 @@ class SyncWorker:
         self.feed = ChangeFeed(directory, CursorFile(settings.sync.cursor_file))
         self.metrics = metrics or Metrics()
         self.cache: ActualState | None = None
+        self._desired: DesiredState | None = None
+        self._index: DesiredIndex | None = None
+        """The last desired state and its index: an incremental run moves them forward."""
         self._snapshot: Any = None
         self.last_error: str | None = None
         self.last_success: float | None = None
@@ -177,23 +181,37 @@ class SyncWorker:
         started = time.perf_counter()
         if self.gateway is None:
             self.gateway = self.gateway_factory()
-        if touched is not None and self._snapshot is not None:
+        if touched is not None and self._snapshot is not None and self._index is not None:
             people = dict(self._snapshot.people)
             for username in touched:
                 people[username] = self.directory.memberships_of(username)
             snapshot = dataclasses.replace(self._snapshot, people=people)
+            self._snapshot = snapshot
+            result = reconcile_people(
+                self.gateway,
+                snapshot,
+                self.catalogue,
+                previous=self._desired,
+                index=self._index,
+                actual=self.cache,
+                touched=touched,
+                memo=self._leaves,
+            )
         else:
             snapshot = self.directory.snapshot()
-        self._snapshot = snapshot
-        if full:
-            self._leaves.clear()  # bounded: affiliations that no longer exist are forgotten
-        result = reconcile(
-            self.gateway,
-            snapshot,
-            self.catalogue,
-            actual=None if full else self.cache,
-            memo=self._leaves,
-        )
+            self._snapshot = snapshot
+            if full:
+                self._leaves.clear()  # bounded: affiliations that no longer exist are forgotten
+            self._index = None  # an exception below leaves no index: the next run is in full
+            result = reconcile(
+                self.gateway,
+                snapshot,
+                self.catalogue,
+                actual=None if full else self.cache,
+                memo=self._leaves,
+            )
+            self._index = DesiredIndex.of(result.desired)
+        self._desired = result.desired
         self.cache = None if result.report.problems else result.after
         self.feed.applied(batch)
         if full:
@@ -266,6 +284,7 @@ class SyncWorker:
     def _failed(self, exc: BaseException) -> None:
         self._failures += 1
         self.cache = None  # what Keycloak holds is unknown now: the next run reads it in full
+        self._index = None
         kind = "directory" if _is_directory_error(exc) else "keycloak"
         if kind == "keycloak":
             self.gateway = None  # a fresh token and session on the next try
