@@ -90,6 +90,65 @@ def state_after(
     return ActualState(groups=groups, members=held, user_ids={**actual.user_ids, **report.user_ids})
 
 
+@dataclass
+class Written:
+    """What the worker wrote to Keycloak while a drift check was reading it (see ``overlay``)."""
+
+    groups: set[str] = field(default_factory=set)
+    """Groups created, or whose attributes or role mappings were written."""
+    deleted: set[str] = field(default_factory=set)
+    members: dict[str, dict[str, bool]] = field(default_factory=dict)
+    """Per group path, each username added (True) or removed (False), the last write winning."""
+
+    def record(self, plan: Plan, report: ApplyReport) -> None:
+        missing = set(report.missing_users)
+        self.groups.update(group.path for group in plan.create_groups)
+        self.groups.update(update.path for update in plan.update_attributes)
+        self.groups.update(change.path for change in plan.role_changes)
+        self.deleted.update(plan.delete_groups)
+        for change in plan.add_members:
+            if change.username not in missing:
+                self.members.setdefault(change.path, {})[change.username] = True
+        for change in plan.remove_members:
+            self.members.setdefault(change.path, {})[change.username] = False
+
+
+def overlay(read: ActualState, known: ActualState, written: Written) -> ActualState:
+    """Keycloak as a long read found it, with the worker's writes since the read began on top.
+
+    Groups the worker created, changed or deleted meanwhile are taken from ``known`` (the state
+    its writes left); memberships it wrote are replayed one by one over the read, so that drift
+    in the same group (someone else's change, which the read saw) is still found. The worker's
+    drift check diffs against the result: whatever differs from the directory is corrected.
+    """
+    gone = tuple(f"{path}/" for path in written.deleted)
+    stale = written.groups | written.deleted
+
+    def current(path: str) -> bool:
+        return path not in stale and not path.startswith(gone)
+
+    groups = {path: group for path, group in read.groups.items() if current(path)}
+    for path in stale:
+        if path in known.groups:
+            groups[path] = known.groups[path]
+    members: dict[str, frozenset[str]] = {}
+    for path, group in groups.items():
+        seen = read.groups.get(path)
+        if seen is not None and seen.id == group.id:  # the same group the read saw
+            names = read.members.get(path, frozenset())
+        else:  # created since the read: only the worker has put anyone in it
+            names = known.members.get(path, frozenset())
+        changes = written.members.get(path)
+        if changes:
+            names = frozenset(
+                {name for name in names if changes.get(name, True)}
+                | {name for name, added in changes.items() if added}
+            )
+        if names:
+            members[path] = names
+    return ActualState(groups=groups, members=members, user_ids={**read.user_ids, **known.user_ids})
+
+
 def reconcile(
     gateway: KeycloakGateway,
     snapshot: DirectorySnapshot,

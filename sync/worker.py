@@ -2,11 +2,15 @@
 
 Two kinds of run, both ``snapshot -> project -> diff -> apply``:
 
-- **full**: Keycloak's managed state is read in full; at start, every
-  ``reconcile_interval_seconds``, after a gap in the change feed, and after any failure;
+- **full**: the whole directory projected and diffed against Keycloak read in full; at start,
+  after a gap in the change feed, after any failure, and as the periodic drift check every
+  ``reconcile_interval_seconds``. The drift check reads Keycloak in the background (a minute at
+  20,000 groups) while incremental runs go on, then reconciles against that read with the paths
+  written meanwhile taken from the worker's own state (``sync.reconcile.overlay``);
 - **incremental**: when the change feed has something after the cursor, or on a nudge (the
-  portal posts ``/nudge`` after each decision). The diff is against the state the worker itself
-  left Keycloak in, so a change reaches Keycloak within about a second without re-reading it.
+  portal posts ``/nudge`` after each decision). Only the people the changes touched are
+  projected and diffed (``sync.incremental``), against the state the worker itself left
+  Keycloak in, so a change reaches Keycloak in tens of milliseconds without re-reading it.
 
 The cursor moves only once a run's writes are done; a failed run leaves it where it was and is
 retried with exponential backoff (Keycloak or slapd down), as a full run.
@@ -20,8 +24,9 @@ import signal
 import threading
 import time
 from collections.abc import Callable
+from concurrent.futures import Future
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeVar
 
 import requests
 from keycloak.exceptions import KeycloakError
@@ -33,10 +38,12 @@ from .catalogue import Catalogue, load_catalogue
 from .feed import Batch, ChangeFeed, CursorFile
 from .gateway import KeycloakGateway, KeycloakUnavailable
 from .incremental import DesiredIndex
+from .keycloak_state import read_actual
 from .model import ActualState, DesiredState
-from .reconcile import ReconcileResult, reconcile, reconcile_people
+from .reconcile import ReconcileResult, Written, overlay, reconcile, reconcile_people
 
 log = logging.getLogger("sync.worker")
+T = TypeVar("T")
 MAX_BACKOFF_SECONDS = 30.0
 
 
@@ -127,6 +134,9 @@ class SyncWorker:
         self._desired: DesiredState | None = None
         self._index: DesiredIndex | None = None
         """The last desired state and its index: an incremental run moves them forward."""
+        self._drift: Future[ActualState] | None = None
+        self._written = Written()
+        """What the worker wrote since the running drift check began to read."""
         self._snapshot: Any = None
         self.last_error: str | None = None
         self.last_success: float | None = None
@@ -161,7 +171,10 @@ class SyncWorker:
     # -- runs --------------------------------------------------------------------------------
 
     def step(self, *, full: bool = False) -> ReconcileResult | None:
-        """One run if there is anything to do (a full one when ``full`` or the feed has a gap)."""
+        """One run if there is anything to do (a full one when ``full`` or the feed has a gap).
+
+        When a drift check's read of Keycloak has finished, this run is that full reconcile.
+        """
         nudged = self._nudged.is_set()
         self._nudged.clear()
         batch = self.feed.pending()
@@ -170,6 +183,12 @@ class SyncWorker:
         self.metrics.lag.set(
             (datetime.now(UTC) - oldest).total_seconds() if oldest is not None else 0
         )
+        if full:
+            self._drift = None  # this run reads Keycloak itself
+        elif self._drift is not None and self._drift.done():
+            known = self._drift_result()
+            if known is not None:
+                return self._run(batch, full=True, touched=None, known=known)
         if not (full or batch.changes or nudged):
             return None
         touched = None if full or not batch.changes else self._people_touched(batch)
@@ -177,6 +196,21 @@ class SyncWorker:
             self.feed.applied(batch)  # only requests and audit records: nothing to project
             self.metrics.lag.set(0)
             return None
+        return self._run(batch, full=full, touched=touched)
+
+    def _run(
+        self,
+        batch: Batch,
+        *,
+        full: bool,
+        touched: set[str] | None,
+        known: ActualState | None = None,
+    ) -> ReconcileResult:
+        """Project, diff and apply: for ``touched`` people only when the worker can, else all.
+
+        ``known`` is what Keycloak holds (a drift check's read); a full run without it reads
+        Keycloak itself, an incremental one diffs against what the worker last left there.
+        """
         kind = "full" if full else "incremental"
         started = time.perf_counter()
         if self.gateway is None:
@@ -207,17 +241,55 @@ class SyncWorker:
                 self.gateway,
                 snapshot,
                 self.catalogue,
-                actual=None if full else self.cache,
+                actual=known if full else self.cache,
                 memo=self._leaves,
             )
             self._index = DesiredIndex.of(result.desired)
         self._desired = result.desired
         self.cache = None if result.report.problems else result.after
+        if self._drift is not None:  # a drift check is reading: remember what changed meanwhile
+            self._written.record(result.plan, result.report)
         self.feed.applied(batch)
         if full:
             self._next_full = time.monotonic() + self.settings.sync.reconcile_interval_seconds
         self._record(kind, batch, result, time.perf_counter() - started)
         return result
+
+    # -- drift checks ------------------------------------------------------------------------
+
+    def start_drift_check(self) -> bool:
+        """Start reading Keycloak in full in the background (the periodic reconcile).
+
+        The read of 20,000 groups takes about a minute; meanwhile incremental runs go on, and
+        the paths they write are noted so that the reconcile that follows the read takes those
+        from what the worker wrote rather than from the older read. False when there is nothing
+        to compare against yet (the next run is a full one anyway) or a check is running.
+        """
+        if self._drift is not None or self.cache is None:
+            return False
+        self._written = Written()
+        factory = self.gateway_factory
+        self._drift = _in_background(lambda: read_actual(factory()))
+        self._drift.add_done_callback(lambda _: self._wake.set())
+        return True
+
+    def _drift_result(self) -> ActualState | None:
+        """Keycloak as the finished drift check read it, with the paths written since taken
+        from the worker's own state; None (and a retry later) when the read failed.
+        """
+        future, self._drift = self._drift, None
+        try:
+            read = future.result()
+        except _retryable() as exc:
+            self.metrics.errors.labels("keycloak").inc()
+            retry = min(MAX_BACKOFF_SECONDS, self.settings.sync.reconcile_interval_seconds)
+            self._next_full = time.monotonic() + retry
+            log.warning(
+                "drift check could not read Keycloak; retrying",
+                extra={"error": f"{type(exc).__name__}: {exc}", "retry_in_seconds": retry},
+            )
+            return None
+        return overlay(read, self.cache, self._written)
 
     def _people_touched(self, batch: Batch) -> set[str] | None:
         """People whose memberships the batch may have changed, read one by one on an
@@ -273,7 +345,9 @@ class SyncWorker:
         poll = self.settings.sync.poll_interval_seconds
         while not self._stop.is_set():
             try:
-                self.step(full=time.monotonic() >= self._next_full)
+                if time.monotonic() >= self._next_full:
+                    self.start_drift_check()
+                self.step()
             except _retryable() as exc:
                 self._failed(exc)
                 continue
@@ -285,6 +359,7 @@ class SyncWorker:
         self._failures += 1
         self.cache = None  # what Keycloak holds is unknown now: the next run reads it in full
         self._index = None
+        self._drift = None
         kind = "directory" if _is_directory_error(exc) else "keycloak"
         if kind == "keycloak":
             self.gateway = None  # a fresh token and session on the next try
@@ -296,6 +371,21 @@ class SyncWorker:
             extra={"error": self.last_error, "retry_in_seconds": delay, "failures": self._failures},
         )
         self._stop.wait(timeout=delay)
+
+
+def _in_background(function: Callable[[], T]) -> Future[T]:
+    """``function`` on a daemon thread: a stopping worker does not wait for a long read."""
+    future: Future[T] = Future()
+
+    def target() -> None:
+        if future.set_running_or_notify_cancel():
+            try:
+                future.set_result(function())
+            except BaseException as exc:
+                future.set_exception(exc)
+
+    threading.Thread(target=target, name="drift-check", daemon=True).start()
+    return future
 
 
 def _is_directory_error(exc: BaseException) -> bool:

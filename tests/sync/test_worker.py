@@ -128,6 +128,49 @@ def test_full_then_incremental_run_applies_only_what_changed(
     assert CursorFile(settings.sync.cursor_file).load() == (head, True)
 
 
+def test_drift_check_reads_in_the_background_and_keeps_what_was_written_meanwhile(
+    settings, billing, sync_directory, gateway, make_users, monkeypatch
+) -> None:
+    """The periodic full reconcile does not hold up changes, and its stale read undoes none."""
+    root = billing("eve", "bob", "cal")
+    root.add_member(end_user(ORG_A, "billing"), "eve")
+    root.add_member(end_user(ORG_A, "billing"), "cal")
+    ids = make_users("eve", "bob", "cal")
+    worker = SyncWorker(settings, directory=sync_directory, gateway_factory=lambda: gateway)
+    assert worker.step() is not None  # the first run is a full one
+    runs = worker.metrics.runs
+    group = gateway.admin.get_group_by_path(EU_A)
+    gateway.admin.group_user_remove(ids["cal"], group["id"])  # drift, behind the worker's back
+
+    read, release = threading.Event(), threading.Event()
+    real_read = worker_module.read_actual
+
+    def stale_read(reader: KeycloakGateway):
+        state = real_read(reader)
+        read.set()
+        release.wait(30)  # the read is over; its result arrives late
+        return state
+
+    monkeypatch.setattr(worker_module, "read_actual", stale_read)
+    assert worker.start_drift_check()
+    assert not worker.start_drift_check()  # one at a time
+    assert read.wait(30)
+    root.remove_member(end_user(ORG_A, "billing"), "eve")
+    root.add_member(end_user(ORG_A, "billing"), "bob")
+    moved = _wait(worker.step, 5, "an incremental run while the drift check reads")
+    assert runs.labels("incremental")._value.get() == 1
+    assert moved.plan.logouts == ("eve",)
+
+    release.set()
+    checked = _wait(worker.step, 10, "the drift check's reconcile")
+    assert runs.labels("full")._value.get() == 2
+    # Only the drift is corrected; eve's removal and bob's addition are not undone or redone.
+    assert [(c.username, c.path) for c in checked.plan.add_members] == [("cal", EU_A)]
+    assert not checked.plan.remove_members and not checked.plan.logouts
+    assert read_actual(gateway).members[EU_A] == {"bob", "cal"}
+    assert worker.step() is None
+
+
 class _Retries(logging.Handler):
     """The worker's "run failed; retrying" records: when, and how long it backs off."""
 
