@@ -54,10 +54,16 @@ def _handler(worker: SyncWorker) -> type[BaseHTTPRequestHandler]:
     return Handler
 
 
+class _Server(ThreadingHTTPServer):
+    request_queue_size = 128
+    """The listen backlog (5 by default): a burst of nudges from a busy portal must not have
+    its connections dropped and retried a second later."""
+
+
 def serve(worker: SyncWorker, listen: str) -> ThreadingHTTPServer:
     """Serve the endpoint on ``host:port`` in a daemon thread; ``shutdown()`` stops it."""
     host, _, port = listen.rpartition(":")
-    server = ThreadingHTTPServer((host or "127.0.0.1", int(port)), _handler(worker))
+    server = _Server((host or "127.0.0.1", int(port)), _handler(worker))
     server.daemon_threads = True
     threading.Thread(target=server.serve_forever, name="sync-http", daemon=True).start()
     return server
