@@ -11,6 +11,7 @@ user) is skipped and reported, never fatal.
 from __future__ import annotations
 
 import logging
+import time
 from collections import Counter
 from dataclasses import dataclass, field
 from itertools import groupby
@@ -112,12 +113,18 @@ def apply_plan(gateway: KeycloakGateway, plan: Plan, actual: ActualState) -> App
         ),
         plan.delete_groups,
     )
+    leaving = [name for name in plan.logouts if name in user_ids]
+    sessions = gateway.parallel(lambda name: gateway.session_ids(user_ids[name]), leaving)
     gateway.parallel(
         lambda username: gateway.write(
             "logout", lambda: gateway.admin.user_logout(user_ids[username]), tolerate=(404,)
         ),
-        [name for name in plan.logouts if name in user_ids],
+        leaving,
     )
+    survivors = _end_sessions_that_outlived_logout(
+        gateway, [session for found in sessions for session in found]
+    )
+    report.problems += [f"session {session} outlived the logout" for session in survivors]
 
     report.writes = Counter(gateway.writes)
     report.writes.subtract(before)
@@ -146,6 +153,31 @@ class _GroupIds:
             return found
         group = self._actual.get(path)
         return group.id if group is not None else None
+
+
+SWEEP_DELAY_SECONDS = 0.25
+SWEEP_ROUNDS = 5
+
+
+def _end_sessions_that_outlived_logout(gateway: KeycloakGateway, sessions: list[str]) -> list[str]:
+    """Delete, by id, the sessions a user had before the logout; the ones still there remain.
+
+    Keycloak 26 loses a race (measured: 5 logouts in 40 with a refresh in flight): a refresh
+    that began before the logout writes its session back after it, invisible to the user's
+    session list, and its refresh token keeps working. The session keeps its id, so a short
+    while after the logout (the in-flight refresh done) each id known beforehand is deleted
+    again, until Keycloak answers that it is gone. Returns the ids that never went (reported
+    as problems: the next full run reads Keycloak again, and an operator is told).
+    """
+    for _ in range(SWEEP_ROUNDS):
+        if not sessions:
+            return []
+        time.sleep(SWEEP_DELAY_SECONDS)
+        existed = gateway.parallel(gateway.end_session, sessions)
+        sessions = [session for session, alive in zip(sessions, existed, strict=True) if alive]
+    for session in sessions:
+        log.error("a session outlived its logout", extra={"session": session})
+    return sessions
 
 
 def _create_group(gateway: KeycloakGateway, group: DesiredGroup, group_ids: _GroupIds) -> str:

@@ -198,7 +198,21 @@ class KeycloakGateway:
                 return user["id"]
         return None
 
+    def session_ids(self, user_id: str) -> list[str]:
+        """The ids of the user's sessions now (before a logout: see ``sync.apply``)."""
+        return [session["id"] for session in self.get(f"users/{user_id}/sessions") or ()]
+
     # -- writes ------------------------------------------------------------------------------
+
+    def end_session(self, session_id: str) -> bool:
+        """Delete one session by id; False when Keycloak says it does not exist (any more)."""
+        path = f"admin/realms/{self.realm}/sessions/{session_id}"
+        response = self.write("end_session", lambda: self.admin.connection.raw_delete(path))
+        if response is None or response.status_code == 404:
+            return False
+        if response.status_code >= 400:
+            raise KeycloakUnavailable(f"DELETE session: HTTP {response.status_code}")
+        return True
 
     def write(self, kind: str, call: Callable[[], T], tolerate: tuple[int, ...] = ()) -> T | None:
         """Run one admin-API write, count it, and treat the ``tolerate`` statuses as done."""

@@ -171,6 +171,44 @@ def test_drift_check_reads_in_the_background_and_keeps_what_was_written_meanwhil
     assert worker.step() is None
 
 
+def test_lc_1_a_refresh_in_flight_at_the_revocation_does_not_keep_the_session(
+    settings, billing, sync_directory, gateway, make_users, login, refresh
+) -> None:
+    """LC-1: Keycloak lets a refresh racing the logout write its session back; the worker
+    deletes the session by id, so the revoked person's refresh token stops working."""
+    people = [f"racer{n}" for n in range(12)]
+    root = billing(*people)
+    for person in people:
+        root.add_member(end_user(ORG_A, "billing"), person)
+    make_users(*people)
+    worker = SyncWorker(settings, directory=sync_directory, gateway_factory=lambda: gateway)
+    assert worker.step() is not None
+    survivors = []
+    for person in people:
+        latest = [login(person)["refresh_token"]]
+        stop = threading.Event()
+
+        def hammer(latest: list[str] = latest, stop: threading.Event = stop) -> None:
+            while not stop.is_set():  # a client refreshing as fast as it can
+                response = refresh(latest[0])
+                if response.status_code == 200:
+                    latest[0] = response.json()["refresh_token"]
+
+        thread = threading.Thread(target=hammer)
+        thread.start()
+        try:
+            time.sleep(0.05)
+            root.remove_member(end_user(ORG_A, "billing"), person)
+            result = _wait(worker.step, 10, "the revocation's run")
+            assert result.plan.logouts == (person,)
+        finally:
+            stop.set()
+            thread.join()
+        if refresh(latest[0]).status_code == 200:
+            survivors.append(person)
+    assert survivors == []
+
+
 class _Retries(logging.Handler):
     """The worker's "run failed; retrying" records: when, and how long it backs off."""
 
