@@ -12,6 +12,6 @@ COPY approval_portal ./approval_portal
 COPY sync ./sync
 COPY keycloak_config ./keycloak_config
 COPY directory_schema ./directory_schema
-RUN pip install --no-cache-dir . gunicorn
+RUN pip install --no-cache-dir .
 RUN useradd --system --home /app iacs && mkdir -p /var/lib/iacs && chown iacs /var/lib/iacs
 USER iacs

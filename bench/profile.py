@@ -123,6 +123,7 @@ def sampled(pid: int | None, out: Path, rate: int = 250) -> Iterator[list[Profil
             "--rate",
             str(rate),
             "--nonblocking",
+            "--subprocesses",
             "--output",
             str(out),
         ],

@@ -88,13 +88,14 @@ def portal() -> None:
 @portal.command("serve")
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", type=int, default=5000, show_default=True)
-def portal_serve(host: str, port: int) -> None:
-    """Serve the portal with a threaded WSGI server (put a TLS proxy in front of it)."""
-    from werkzeug.serving import run_simple
+@click.option("--workers", type=click.IntRange(1, 64), default=2, show_default=True)
+@click.option("--threads", type=click.IntRange(1, 256), default=8, show_default=True)
+def portal_serve(host: str, port: int, workers: int, threads: int) -> None:
+    """Serve the portal with gunicorn (processes x threads; put a TLS proxy in front of it)."""
+    from approval_portal.server import serve
 
-    from approval_portal import create_app
-
-    run_simple(host, port, create_app(_settings()), threaded=True)
+    settings = _settings()  # validated before any process starts
+    serve(settings, host=host, port=port, workers=workers, threads=threads)
 
 
 @main.command()
