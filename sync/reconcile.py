@@ -166,25 +166,8 @@ def reconcile(
     projected = time.perf_counter()
     if actual is None:
         actual = read_actual(gateway)
-    read = time.perf_counter()
-    members = desired.members_of()
-    plan = diff(desired, actual, members=members)
-    planned = time.perf_counter()
-    report = apply_plan(gateway, plan, actual) if not plan.is_empty else ApplyReport()
-    applied = time.perf_counter()
-    return ReconcileResult(
-        desired=desired,
-        plan=plan,
-        report=report,
-        after=state_after(desired, actual, report, members=members),
-        timings={
-            "project": projected - started,
-            "read": read - projected,
-            "diff": planned - read,
-            "apply": applied - planned,
-            "total": applied - started,
-        },
-    )
+    stages = {"project": projected - started, "read": time.perf_counter() - projected}
+    return _diff_and_apply(gateway, desired, actual, desired.members_of(), None, started, stages)
 
 
 def reconcile_people(
@@ -208,8 +191,22 @@ def reconcile_people(
     people = {name: snapshot.people.get(name, frozenset()) for name in touched}
     partial = project(dataclasses.replace(snapshot, people=people), catalogue, memo)
     desired, scope = advance(previous, index, partial, touched)
-    projected = time.perf_counter()
-    plan = diff(desired, actual, scope=scope, members=index.members)
+    stages = {"project": time.perf_counter() - started}
+    return _diff_and_apply(gateway, desired, actual, index.members, scope, started, stages)
+
+
+def _diff_and_apply(
+    gateway: KeycloakGateway,
+    desired: DesiredState,
+    actual: ActualState,
+    members: Mapping[str, Collection[str]],
+    scope: Collection[str] | None,
+    started: float,
+    stages: dict[str, float],
+) -> ReconcileResult:
+    """The part of every run once the desired state is known: diff, apply, record."""
+    before = time.perf_counter()
+    plan = diff(desired, actual, scope=scope, members=members)
     planned = time.perf_counter()
     report = apply_plan(gateway, plan, actual) if not plan.is_empty else ApplyReport()
     applied = time.perf_counter()
@@ -217,10 +214,10 @@ def reconcile_people(
         desired=desired,
         plan=plan,
         report=report,
-        after=state_after(desired, actual, report, scope=scope, members=index.members),
+        after=state_after(desired, actual, report, scope=scope, members=members),
         timings={
-            "project": projected - started,
-            "diff": planned - projected,
+            **stages,
+            "diff": planned - before,
             "apply": applied - planned,
             "total": applied - started,
         },
