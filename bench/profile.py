@@ -106,8 +106,13 @@ def available() -> bool:
 
 
 @contextlib.contextmanager
-def sampled(pid: int | None, out: Path, rate: int = 250) -> Iterator[list[Profile]]:
-    """Sample ``pid`` while the block runs; the yielded list holds the profile afterwards."""
+def sampled(pid: int | None, out: Path, rate: int = 50) -> Iterator[list[Profile]]:
+    """Sample ``pid`` (and its children) while the block runs; the list holds the profile after.
+
+    50 samples a second: enough over runs of seconds to minutes, and light enough not to skew
+    what is measured (py-spy walks every thread's stack per sample; the worker's full read runs
+    16 threads on the same 2 cores).
+    """
     holder: list[Profile] = []
     if pid is None or not available():
         yield holder

@@ -62,6 +62,11 @@ BUILD_OPTIONS: tuple[str, ...] = (
 )
 """Build-time options baked into the cached distribution (``kc.sh build``)."""
 
+REALM_CACHE_ENTRIES = 50_000
+"""Keycloak's realm cache holds groups too: at its default 10,000 entries, a realm with 21,000
+managed groups evicts on every full read of the sync worker (measured: 81,000 evictions in
+one read; 52 s -> 42 s with everything cached). docker-compose.yml sets the same value."""
+
 MINIMUM_JAVA = 17
 """Keycloak 26.5 supports OpenJDK 17, 21 and 25; 17 is what Debian 12 ships."""
 
@@ -396,6 +401,7 @@ def start_keycloak(
         f"--http-management-port={management_port}",
         # A single node: no JGroups cluster (it would listen on 7800 and join other servers).
         "--cache=local",
+        f"--cache-embedded-realms-max-count={REALM_CACHE_ENTRIES}",
         f"--db-url-path={run_dir / 'db'}",
         # Narayana's object store defaults to <home>/data, shared by every run: keep it here.
         f"-Dquarkus.transaction-manager.object-store.directory={run_dir / 'transaction-logs'}",

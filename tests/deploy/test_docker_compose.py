@@ -65,6 +65,13 @@ def test_keycloak_runs_in_production_mode_on_postgres() -> None:
     assert keycloak["image"].endswith(f":{KEYCLOAK_VERSION}"), "same Keycloak as the tests"
 
 
+def test_keycloak_caches_every_managed_group_as_the_tests_do() -> None:
+    from iacs.stack.keycloak import REALM_CACHE_ENTRIES
+
+    environment = SERVICES["keycloak"]["environment"]
+    assert int(environment["KC_CACHE_EMBEDDED_REALMS_MAX_COUNT"]) == REALM_CACHE_ENTRIES
+
+
 def test_no_secret_is_written_into_the_file() -> None:
     text = (ROOT / "docker-compose.yml").read_text()
     for line in text.splitlines():
