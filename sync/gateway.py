@@ -105,7 +105,7 @@ class KeycloakGateway:
             client_secret_key=settings.sync_client_secret.get_secret_value(),
             grant_type="client_credentials",
             timeout=30,
-            pool_maxsize=max(workers, READ_WORKERS),
+            pool_maxsize=workers,  # writes only: reads go through self._http
         )
         _read_environment_once(admin, server_url)
         return cls(admin, workers=workers)

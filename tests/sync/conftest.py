@@ -153,3 +153,13 @@ def refresh(keycloak_server: KeycloakServer, realm: str):
         )
 
     return use
+
+
+def newest_change(directory) -> str | None:
+    """The ``reqStart`` of the newest write in the change log (read page by page)."""
+    cursor = None
+    while page := directory.changes_since(cursor, limit=1000):
+        cursor = page[-1].cursor
+        if len(page) < 1000:
+            break
+    return cursor

@@ -48,7 +48,7 @@ from sync.worker import SyncWorker
 from tests.fixtures.keycloak import AppliedRealm, apply_test_realm, unique_realm_name
 from tests.fixtures.slapd import reset_tree
 
-from .conftest import PASSWORD
+from .conftest import PASSWORD, newest_change
 from .factories import ORG_A, ORG_B, end_user, org, security_official, user_group
 
 pytestmark = pytest.mark.servers
@@ -309,16 +309,6 @@ def _members(actual: ActualState, path: str) -> frozenset[str]:
     return actual.members.get(path, frozenset())
 
 
-def _head(reader: Directory) -> str | None:
-    """The ``reqStart`` of the newest write to the tree (the whole log, page by page)."""
-    cursor = None
-    while page := reader.changes_since(cursor, limit=1000):
-        cursor = page[-1].cursor
-        if len(page) < 1000:
-            break
-    return cursor
-
-
 def _assert_applied_up_to_cursor(
     cursor: str | None, changes: dict[str, tuple[str, bool]], actual: ActualState
 ) -> None:
@@ -350,7 +340,7 @@ def test_keycloak_stopped_mid_sync_converges_and_loses_nothing(
 
     with servers.sync_account() as reader:
         # Mid-sync: approvals written, Keycloak stopped at once (they may or may not make it).
-        before_stop = _head(reader)
+        before_stop = newest_change(reader)
         root.add_member(end_user(ORG_A, "billing"), "cal")
         root.add_member(security_official(ORG_A), "dee")
         in_flight = reader.changes_since(before_stop)
@@ -358,7 +348,7 @@ def test_keycloak_stopped_mid_sync_converges_and_loses_nothing(
         servers.stop_keycloak()
 
         # While it is down: more approvals and a revocation.
-        mark = _head(reader)
+        mark = newest_change(reader)
         root.add_member(end_user(ORG_B, "billing"), "eli")
         root.add_member(end_user(ORG_A, "billing"), "fay")
         root.remove_member(end_user(ORG_A, "billing"), "ann")
@@ -415,7 +405,7 @@ def test_slapd_stopped_then_started_the_worker_catches_up(
 
     with servers.sync_account() as reader:
         # Mid-sync: an approval and a revocation written, slapd stopped at once.
-        before_stop = _head(reader)
+        before_stop = newest_change(reader)
         root.add_member(end_user(ORG_A, "billing"), "cal")
         root.remove_member(end_user(ORG_A, "billing"), "ann")
         in_flight = reader.changes_since(before_stop)
@@ -459,7 +449,7 @@ def test_slapd_stopped_then_started_the_worker_catches_up(
     _wait(lambda: worker.health()[0], 30, "the worker healthy again")
     running.assert_alive()
     with servers.sync_account() as reader:
-        head = _head(reader)
+        head = newest_change(reader)
     _wait(lambda: running.cursor == head, 30, "the cursor at the newest change")
     assert running.saved_cursor() == head
 

@@ -30,7 +30,7 @@ from sync.http import serve
 from sync.keycloak_state import read_actual
 from sync.worker import SyncWorker
 
-from .conftest import PASSWORD
+from .conftest import PASSWORD, newest_change
 from .factories import ORG_A, end_user, org, user_group
 
 pytestmark = pytest.mark.servers
@@ -76,16 +76,6 @@ def _wait(check: Callable[[], T], seconds: float, what: str, interval: float = 0
         time.sleep(interval)
 
 
-def _head(directory: Directory) -> str | None:
-    """The ``reqStart`` of the newest write to the tree (the session's log, page by page)."""
-    cursor = None
-    while page := directory.changes_since(cursor, limit=1000):
-        cursor = page[-1].cursor
-        if len(page) < 1000:
-            break
-    return cursor
-
-
 def test_full_then_incremental_run_applies_only_what_changed(
     settings, billing, sync_directory, gateway, make_users, login, refresh
 ) -> None:
@@ -123,7 +113,7 @@ def test_full_then_incremental_run_applies_only_what_changed(
     assert refresh(token["refresh_token"]).status_code == 400
     assert worker.step() is None
 
-    head = _head(sync_directory)
+    head = newest_change(sync_directory)
     assert worker.feed.cursor == head
     assert CursorFile(settings.sync.cursor_file).load() == (head, True)
 
@@ -276,7 +266,7 @@ def test_keycloak_refusing_is_retried_with_backoff_and_the_cursor_waits(
                 "credentials": [{"type": "password", "value": PASSWORD, "temporary": False}],
             }
         )
-        head = _head(sync_directory)
+        head = newest_change(sync_directory)
         _wait(lambda: worker.feed.cursor == head, 30, "the cursor at the newest change")
         worker.nudge()  # in case the run came between the realm and eve's account
         gateway = KeycloakGateway.from_settings(settings.keycloak)
