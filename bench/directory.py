@@ -91,9 +91,7 @@ def add_help_desk(slapd, community: Community) -> None:
     members = [community.person_dn(name) for name in community.help_desk()]
     if not members:
         return
-    connection = ldap3.Connection(
-        slapd.url, slapd.root_dn, slapd.root_password, auto_bind=True, raise_exceptions=True
-    )
+    connection = slapd.connect()  # the root DN, over verified ldaps
     try:
         connection.modify(
             f"cn=help-desk,ou=system,{community.base_dn}",

@@ -178,6 +178,7 @@ class Bench:
                 self.run_dir / "keycloak",
                 admin_username="admin",
                 admin_password=self.secrets["keycloak_admin"],
+                truststore_paths=[self.slapd.ca_file],  # the directory is ldaps only
             )
         self.results.setup["keycloak_start_seconds"] = round(time.perf_counter() - started, 1)
         self.results.versions["keycloak"] = KEYCLOAK_VERSION

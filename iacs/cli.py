@@ -119,14 +119,22 @@ def directory() -> None:
 @click.option("--data-dir", type=click.Path(path_type=Path), required=True)
 @click.option("--port", type=int, default=389, show_default=True)
 @click.option("--host", default="0.0.0.0", show_default=True, help="Address to listen on.")  # noqa: S104
-def directory_serve(data_dir: Path, port: int, host: str) -> None:
-    """Run slapd in the foreground with the project's generated config (container entrypoint)."""
+@click.option(
+    "--tls-name",
+    "tls_names",
+    multiple=True,
+    help="A host name clients use for the directory (repeatable; the certificate names it).",
+)
+def directory_serve(data_dir: Path, port: int, host: str, tls_names: tuple[str, ...]) -> None:
+    """Run slapd (ldaps) in the foreground with the production config (container entrypoint)."""
     from iacs.stack.process import ServerStartError
     from iacs.stack.slapd import serve_foreground
 
-    settings = _settings()
+    settings = _settings(client=False)  # the server: it makes the CA its clients verify
     try:
-        code = serve_foreground(data_dir.resolve(), port=port, settings=settings, host=host)
+        code = serve_foreground(
+            data_dir.resolve(), port=port, settings=settings, host=host, tls_names=tls_names
+        )
     except ServerStartError as exc:
         click.echo(str(exc), err=True)
         sys.exit(1)
@@ -151,9 +159,9 @@ def _exit_cleanly_on_sigterm() -> None:
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
 
 
-def _settings():
+def _settings(*, client: bool = True):
     try:
-        return load_settings()
+        return load_settings(client=client)
     except SettingsError as exc:
         click.echo(str(exc), err=True)
         sys.exit(2)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -28,7 +28,10 @@ class LdapSettings(_Section):
     """Where the directory is and how each process binds to it."""
 
     url: str = "ldap://127.0.0.1:3389"
-    """LDAP URL of slapd (``ldap://`` or ``ldaps://``)."""
+    """LDAP URL of slapd: ``ldaps://`` in production (a plain ``ldap://`` is refused there)."""
+    ca_file: Path | None = None
+    """PEM file of the CA that signed slapd's certificate; every ``ldaps://`` connection is
+    verified against it (required in production). The launcher writes its test CA here."""
     base_dn: DN = "dc=iacs,dc=example"
     """Suffix of the IACS tree."""
     accesslog_dn: DN = "cn=accesslog"
@@ -144,6 +147,9 @@ class Settings(BaseSettings):
         extra="forbid",
     )
 
+    environment: Literal["production", "development"] = "production"
+    """``development`` only for the local stack, the tests and the benchmarks: it relaxes the
+    checks that make a production process refuse to start (e.g. plain LDAP)."""
     ldap: LdapSettings = LdapSettings()
     keycloak: KeycloakSettings = KeycloakSettings()
     portal: PortalSettings = PortalSettings()
@@ -154,17 +160,50 @@ class SettingsError(SystemExit):
     """Raised at start when the settings are invalid; the message names each bad field."""
 
 
-def load_settings(**overrides: object) -> Settings:
-    """Read and validate the settings, or stop with a message naming every invalid field."""
+def ldap_transport_problems(settings: Settings) -> list[str]:
+    """Why the directory connection of ``settings`` is not safe for production (empty: it is).
+
+    Production talks to slapd over ``ldaps://`` only (``ldapi://``, a local socket, is also
+    fine), verified against a CA file that exists. A development stack may use plain LDAP.
+    """
+    if settings.environment != "production":
+        return []
+    ldap = settings.ldap
+    problems = []
+    scheme = ldap.url.split("://", 1)[0].lower()
+    if scheme == "ldap":
+        problems.append(
+            "IACS_LDAP__URL: plain ldap:// sends passwords in clear text; use ldaps:// "
+            "(with IACS_LDAP__CA_FILE) outside the development stack"
+        )
+    if scheme == "ldaps" and ldap.ca_file is None:
+        problems.append(
+            "IACS_LDAP__CA_FILE: must name the CA file that signed the directory's certificate"
+        )
+    elif scheme == "ldaps" and ldap.ca_file is not None and not ldap.ca_file.is_file():
+        problems.append(f"IACS_LDAP__CA_FILE: {ldap.ca_file} does not exist")
+    return problems
+
+
+def load_settings(*, client: bool = True, **overrides: object) -> Settings:
+    """Read and validate the settings, or stop with a message naming every invalid field.
+
+    ``client=False`` is for the directory server itself (``iacs directory serve``), which makes
+    the CA its clients then verify against: it does not connect as an LDAP client.
+    """
     env_file = os.environ.get("IACS_SETTINGS_FILE")
     try:
-        return Settings(_env_file=env_file, **overrides)  # type: ignore[call-arg]
+        settings = Settings(_env_file=env_file, **overrides)  # type: ignore[call-arg]
     except ValidationError as exc:
         lines = ["invalid settings:"]
         for error in exc.errors():
             path = "__".join(str(part) for part in error["loc"]).upper()
             lines.append(f"  IACS_{path}: {error['msg']}")
         raise SettingsError("\n".join(lines)) from None
+    problems = ldap_transport_problems(settings) if client else []
+    if problems:
+        raise SettingsError("\n".join(["invalid settings:", *(f"  {p}" for p in problems)]))
+    return settings
 
 
 def known_environment_variables() -> set[str]:
@@ -172,7 +211,10 @@ def known_environment_variables() -> set[str]:
     names = {"IACS_SETTINGS_FILE"}
     for section, field in Settings.model_fields.items():
         model = field.annotation
-        for sub in model.model_fields:  # type: ignore[union-attr]
+        if not (isinstance(model, type) and issubclass(model, BaseModel)):
+            names.add(f"IACS_{section.upper()}")  # a top-level value such as the environment
+            continue
+        for sub in model.model_fields:
             names.add(f"IACS_{section.upper()}__{sub.upper()}")
     return names
 
@@ -184,6 +226,9 @@ def settings_to_env(settings: Settings) -> dict[str, str]:
     env: dict[str, str] = {}
     for section_name in Settings.model_fields:
         section = getattr(settings, section_name)
+        if not isinstance(section, BaseModel):
+            env[f"IACS_{section_name.upper()}"] = str(section)
+            continue
         for field_name in type(section).model_fields:
             value = getattr(section, field_name)
             if value is None:

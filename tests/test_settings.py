@@ -7,12 +7,14 @@ import pytest
 from iacs.settings import SettingsError, known_environment_variables, load_settings
 
 
-def test_defaults_are_valid() -> None:
+def test_defaults_are_valid(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("IACS_ENVIRONMENT", "development")  # the defaults are the dev stack's
     settings = load_settings()
     assert settings.keycloak.issuer.endswith("/realms/iacs")
 
 
 def test_environment_overrides_nested_fields(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("IACS_ENVIRONMENT", "development")
     monkeypatch.setenv("IACS_KEYCLOAK__REALM", "cms")
     monkeypatch.setenv("IACS_SYNC__POLL_INTERVAL_SECONDS", "0.5")
     settings = load_settings()

@@ -67,6 +67,7 @@ class Directory(OrganizationStore, RecordStore):
             timeout=settings.timeout_seconds,
             size=pool_size,
             label=bind_dn,
+            ca_file=settings.ca_file,
         )
 
     def close(self) -> None:

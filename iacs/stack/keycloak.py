@@ -370,6 +370,7 @@ def start_keycloak(
     cache_dir: Path | None = None,
     heap: str = JAVA_HEAP,
     quick_start: bool = False,
+    truststore_paths: Sequence[Path] = (),
 ) -> KeycloakInstance:
     """Start Keycloak on 127.0.0.1 with all its state in ``run_dir`` and wait until it is ready.
 
@@ -378,6 +379,8 @@ def start_keycloak(
     e.g. ``"-Xms256m -Xmx2g"`` for a benchmark). ``quick_start`` compiles with C1 only
     (``-XX:TieredStopAtLevel=1``): about half the CPU to become ready (18 s instead of 34 s
     measured here), slower steady state; right for test sessions, wrong for benchmarks.
+    ``truststore_paths`` (PEM files) are the CAs Keycloak trusts for outgoing TLS
+    (``--truststore-paths``), e.g. the directory's CA for LDAP federation over ldaps.
 
     Raises ``ServerStartError`` with the tail of the log if the server exits or is not ready
     within ``timeout`` seconds; no process is left then.
@@ -407,6 +410,9 @@ def start_keycloak(
         f"-Dquarkus.transaction-manager.object-store.directory={run_dir / 'transaction-logs'}",
         *extra_args,
     ]
+    if truststore_paths:
+        trusted = ",".join(str(Path(path).resolve()) for path in truststore_paths)
+        argv.append(f"--truststore-paths={trusted}")
     env = _server_env(
         java,
         {

@@ -75,7 +75,10 @@ def start_servers(
         admin_password = secrets.token_urlsafe(16)
         say("starting Keycloak (the first start takes a minute) ...")
         keycloak = start_keycloak(
-            run_dir / "keycloak", admin_username="admin", admin_password=admin_password
+            run_dir / "keycloak",
+            admin_username="admin",
+            admin_password=admin_password,
+            truststore_paths=[slapd.ca_file],  # LDAP federation over verified ldaps
         )
     except BaseException:
         slapd.stop()
