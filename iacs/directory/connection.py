@@ -144,7 +144,8 @@ class ConnectionPool:
     ) -> None:
         if size < 1:
             raise ValueError("pool size must be at least 1")
-        self._server = ldap_server(url, ca_file=ca_file, timeout=timeout)
+        ldap_server(url, ca_file=ca_file, timeout=timeout)  # a bad URL or CA fails here
+        self._url, self._ca_file = url, ca_file
         self._bind_dn = bind_dn
         self._password = password
         self._timeout = timeout
@@ -158,7 +159,9 @@ class ConnectionPool:
 
     def _open(self) -> ldap3.Connection:
         connection = ldap3.Connection(
-            self._server,
+            # A Server per connection: ldap3 marks an address that failed once unusable for
+            # 5 s and then reports only "invalid server address", hiding the real cause.
+            ldap_server(self._url, ca_file=self._ca_file, timeout=self._timeout),
             self._bind_dn,
             self._password,
             client_strategy=ldap3.SYNC,
@@ -226,13 +229,19 @@ class ConnectionPool:
 
     def run(self, operation: Callable[[ldap3.Connection], T], *, idempotent: bool) -> T:
         """Run ``operation`` on a lent connection; retry once on a drop when that is safe."""
+        first_failure: LDAPSocketOpenError | None = None
         for attempt in (1, 2):
             try:
                 connection = self._checkout()
             except LDAPSocketOpenError as exc:
                 if attempt == 1:
+                    first_failure = exc
                     continue
-                raise DirectoryUnavailable(f"cannot reach the directory: {exc}") from exc
+                # ldap3 answers a retry with "invalid server address": name the real cause
+                # (a refused certificate, a refused connection) from the first attempt.
+                raise DirectoryUnavailable(
+                    f"cannot reach the directory: {first_failure or exc}"
+                ) from exc
             except LDAPException as exc:
                 raise DirectoryUnavailable(f"cannot reach the directory: {exc}") from exc
             try:

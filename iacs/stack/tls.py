@@ -128,14 +128,19 @@ def _covers(path: Path, ca_path: Path, names: Iterable[str]) -> bool:
     return all(entry in san for entry in _san(names))
 
 
-def ensure_server_tls(directory: Path, names: Iterable[str] = ()) -> TlsFiles:
-    """The CA and a server certificate for ``DEFAULT_NAMES`` plus ``names`` in ``directory``.
+def ensure_server_tls(
+    directory: Path, names: Iterable[str] = (), *, loopback: bool = True
+) -> TlsFiles:
+    """The CA and a server certificate for ``DEFAULT_NAMES`` plus ``names`` in ``directory``
+    (``loopback=False``: for ``names`` only).
 
     Files an operator put there are used as they are if they cover the names; a certificate
     from our own CA is re-issued when it does not (an operator's certificate that does not
     is an error, since we cannot sign for their CA).
     """
-    wanted = [*DEFAULT_NAMES, *names]
+    wanted = [*(DEFAULT_NAMES if loopback else ()), *names]
+    if not wanted:
+        raise ValueError("a server certificate needs at least one name")
     cert_path, key_path = directory / "server.pem", directory / "server.key"
     ca_path, ca_key_path = ensure_ca(directory)
     files = TlsFiles(ca_file=ca_path, cert_file=cert_path, key_file=key_path)
