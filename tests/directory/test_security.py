@@ -235,6 +235,10 @@ def _attempts(directory, settings, slapd) -> dict[str, Callable[[ldap3.Connectio
         "other person: set the password by modify": modify(
             person, "userPassword", ["taken-over-secret-1"]
         ),
+        "person: point at another password policy": modify(
+            person, "pwdPolicySubentry", [tree.help_desk]
+        ),
+        "person: flag a password reset": modify(person, "pwdReset", ["TRUE"]),
     }
     for name in ACCOUNTS:
         dn = getattr(settings, f"{name}_bind_dn")
