@@ -8,6 +8,7 @@ value once. Environment variables use the ``IACS_`` prefix and ``__`` for nestin
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 from typing import Annotated
@@ -179,8 +180,6 @@ def known_environment_variables() -> set[str]:
 
 def settings_to_env(settings: Settings) -> dict[str, str]:
     """The ``IACS_*`` variables that reproduce ``settings`` in another process, secrets too."""
-    import json
-
     env: dict[str, str] = {}
     for section_name in Settings.model_fields:
         section = getattr(settings, section_name)

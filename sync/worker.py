@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-import signal
 import threading
 import time
 from collections.abc import Callable
@@ -32,6 +31,7 @@ import requests
 from keycloak.exceptions import KeycloakError
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
+from iacs.directory import Directory, DirectoryError
 from iacs.settings import Settings
 
 from .catalogue import Catalogue, load_catalogue
@@ -49,8 +49,6 @@ MAX_BACKOFF_SECONDS = 30.0
 
 def _retryable() -> tuple[type[BaseException], ...]:
     """Failures that mean "a server is down or busy": retry later, never crash."""
-    from iacs.directory import DirectoryError
-
     return (DirectoryError, KeycloakUnavailable, KeycloakError, requests.RequestException, OSError)
 
 
@@ -120,8 +118,6 @@ class SyncWorker:
         self._leaves: dict = {}
         """Leaf groups already projected with this catalogue (see ``sync.project.project``)."""
         if directory is None:
-            from iacs.directory import Directory
-
             directory = Directory(settings.ldap, account="sync")
         self.directory = directory
         self.gateway_factory = gateway_factory or (
@@ -389,45 +385,4 @@ def _in_background(function: Callable[[], T]) -> Future[T]:
 
 
 def _is_directory_error(exc: BaseException) -> bool:
-    from iacs.directory import DirectoryError
-
     return isinstance(exc, DirectoryError)
-
-
-def run_once(settings: Settings, progress: bool = False) -> ReconcileResult:
-    """One full reconcile (``iacs sync once``); the change-feed cursor is left alone."""
-    from .logs import configure_logging
-
-    configure_logging(logging.INFO if progress else logging.WARNING)
-    from iacs.directory import Directory
-
-    catalogue = load_catalogue(settings.sync.catalogue_file)
-    with Directory(settings.ldap, account="sync") as directory:
-        started = time.perf_counter()
-        snapshot = directory.snapshot()
-        read_directory = time.perf_counter() - started
-        gateway = KeycloakGateway.from_settings(settings.keycloak)
-        result = reconcile(gateway, snapshot, catalogue)
-    result.timings = {"snapshot": read_directory, **result.timings}
-    result.timings["total"] += read_directory
-    if progress:
-        log.info("sync once done", extra=result.summary())
-    return result
-
-
-def run_forever(settings: Settings) -> None:
-    """``iacs sync run``: the worker with its HTTP endpoint, until SIGTERM or SIGINT."""
-    from .http import serve
-    from .logs import configure_logging
-
-    configure_logging()
-    worker = SyncWorker(settings)
-    server = serve(worker, settings.sync.listen)
-    for signum in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(signum, lambda *_: worker.stop())
-    log.info("sync worker started", extra={"listen": settings.sync.listen})
-    try:
-        worker.run()
-    finally:
-        server.shutdown()
-        log.info("sync worker stopped")

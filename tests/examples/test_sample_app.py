@@ -68,7 +68,7 @@ def _add_person(root: Directory, username: str) -> None:
 
 
 def _sync(settings: Settings) -> None:
-    from sync.worker import run_once
+    from sync.main import run_once
 
     result = run_once(settings)
     assert result.report.problems == [], result.report.problems
