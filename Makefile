@@ -12,11 +12,13 @@ demo: setup
 test: lint
 	.venv/bin/python -m pytest -q
 
-# Style, then the layers (pyproject.toml [tool.importlinter]: no import climbs a layer, no cycle).
+# Style; the layers (pyproject.toml [tool.importlinter]: no import climbs a layer, no cycle);
+# the types (pyproject.toml [tool.mypy]: strict on the core).
 lint: setup
 	.venv/bin/ruff check .
 	.venv/bin/ruff format --check .
 	.venv/bin/lint-imports
+	.venv/bin/mypy
 
 bench: setup
 	.venv/bin/iacs bench --size full

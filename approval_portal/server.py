@@ -15,7 +15,7 @@ from flask import Flask
 from gunicorn.app.base import BaseApplication
 
 
-class PortalServer(BaseApplication):  # type: ignore[misc]  # gunicorn ships no type hints
+class PortalServer(BaseApplication):
     """gunicorn configured from arguments rather than a command line or a config file."""
 
     def __init__(self, build_app: Callable[[], Flask], options: dict[str, Any]) -> None:

@@ -118,7 +118,7 @@ def directory() -> None:
 @click.option("--port", type=int, default=389, show_default=True)
 def directory_serve(data_dir: Path, port: int) -> None:
     """Run slapd in the foreground with the project's generated config (container entrypoint)."""
-    from iacs.stack.slapd import serve_foreground
+    from iacs.stack.slapd import serve_foreground  # type: ignore[attr-defined]  # dir-hardening
 
     serve_foreground(data_dir.resolve(), port=port, settings=_settings())
 

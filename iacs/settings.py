@@ -159,7 +159,7 @@ def load_settings(**overrides: object) -> Settings:
     """Read and validate the settings, or stop with a message naming every invalid field."""
     env_file = os.environ.get("IACS_SETTINGS_FILE")
     try:
-        return Settings(_env_file=env_file, **overrides)  # type: ignore[call-arg]
+        return Settings(_env_file=env_file, **overrides)  # type: ignore[arg-type]  # pydantic validates them
     except ValidationError as exc:
         lines = ["invalid settings:"]
         for error in exc.errors():

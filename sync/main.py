@@ -11,10 +11,10 @@ import logging
 import signal
 import time
 
+from iacs.catalogue import load_catalogue
 from iacs.directory import Directory
 from iacs.settings import Settings
 
-from .catalogue import load_catalogue
 from .gateway import KeycloakGateway
 from .http import serve
 from .logs import configure_logging

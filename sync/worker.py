@@ -31,15 +31,16 @@ import requests
 from keycloak.exceptions import KeycloakError
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
-from iacs.directory import Directory, DirectoryError
+from iacs.catalogue import Catalogue, load_catalogue
+from iacs.directory import Directory, DirectoryError, DirectorySnapshot
 from iacs.settings import Settings
 
-from .catalogue import Catalogue, load_catalogue
 from .feed import Batch, ChangeFeed, CursorFile
 from .gateway import KeycloakGateway, KeycloakUnavailable
 from .incremental import DesiredIndex
 from .keycloak_state import read_actual
 from .model import ActualState, DesiredState
+from .ports import SyncDirectory
 from .reconcile import ReconcileResult, Written, overlay, reconcile, reconcile_people
 
 log = logging.getLogger("sync.worker")
@@ -108,7 +109,7 @@ class SyncWorker:
         self,
         settings: Settings,
         *,
-        directory: Any = None,
+        directory: SyncDirectory | None = None,
         gateway_factory: Callable[[], KeycloakGateway] | None = None,
         catalogue: Catalogue | None = None,
         metrics: Metrics | None = None,
@@ -119,7 +120,7 @@ class SyncWorker:
         """Leaf groups already projected with this catalogue (see ``sync.project.project``)."""
         if directory is None:
             directory = Directory(settings.ldap, account="sync")
-        self.directory = directory
+        self.directory: SyncDirectory = directory
         self.gateway_factory = gateway_factory or (
             lambda: KeycloakGateway.from_settings(settings.keycloak)
         )
@@ -133,7 +134,7 @@ class SyncWorker:
         self._drift: Future[ActualState] | None = None
         self._written = Written()
         """What the worker wrote since the running drift check began to read."""
-        self._snapshot: Any = None
+        self._snapshot: DirectorySnapshot | None = None
         self.last_error: str | None = None
         self.last_success: float | None = None
         self._next_full = 0.0
@@ -212,6 +213,8 @@ class SyncWorker:
         if self.gateway is None:
             self.gateway = self.gateway_factory()
         if touched is not None and self._snapshot is not None and self._index is not None:
+            # step() runs in full while what Keycloak holds or was last projected is unknown.
+            assert self._desired is not None and self.cache is not None
             people = dict(self._snapshot.people)
             for username in touched:
                 people[username] = self.directory.memberships_of(username)
@@ -274,6 +277,7 @@ class SyncWorker:
         from the worker's own state; None (and a retry later) when the read failed.
         """
         future, self._drift = self._drift, None
+        assert future is not None and self.cache is not None  # step() calls this when done
         try:
             read = future.result()
         except _retryable() as exc:
@@ -292,9 +296,7 @@ class SyncWorker:
         incremental run; None when it touched more (an organization, a group, a surrogate
         group's associations): then the whole snapshot is read again.
         """
-        tree = getattr(self.directory, "tree", None)
-        if tree is None or not hasattr(self.directory, "memberships_of"):
-            return None
+        tree = self.directory.tree
         ignored = tuple(f",{base}".lower() for base in (tree.requests, tree.audit))
         touched: set[str] = set()
         for change in batch.changes:

@@ -9,6 +9,7 @@ From a checkout, the sample PQRI and PS&R applications (``examples/pqri_psr_app`
 
 from __future__ import annotations
 
+import functools
 import os
 import secrets
 import shutil
@@ -153,7 +154,7 @@ def start_example_apps(stack: LocalStack) -> dict[str, str]:
         process.start()
         stack.processes.append(process)
         url = f"{address.scheme}://{address.netloc}/"
-        process.wait_ready(lambda url=url: requests.get(f"{url}healthz", timeout=1).ok, timeout=60)
+        process.wait_ready(functools.partial(_answers_healthz, url), timeout=60)
         urls[client_id] = url
     return urls
 
@@ -209,6 +210,10 @@ def _print_welcome(stack: LocalStack, portal_url: str, demo: bool, apps: dict[st
         lines += [f"  {a.username:<10} {a.role}" for a in ACCOUNTS]
     lines += ["", "Ctrl-C stops everything."]
     print("\n".join(lines), flush=True)
+
+
+def _answers_healthz(url: str) -> bool:
+    return requests.get(f"{url}healthz", timeout=1).ok
 
 
 def _wait_for_interrupt() -> None:

@@ -21,6 +21,7 @@ and reads nothing else; ``userPassword`` is readable by nobody; anonymous may on
 from __future__ import annotations
 
 import base64
+import functools
 import hashlib
 import os
 import secrets
@@ -375,7 +376,7 @@ class SlapdInstance:
             values[f"{name}_bind_dn"] = self.service_dn(name)
             values[f"{name}_bind_password"] = self.service_passwords[name]
         values.update(overrides)
-        return LdapSettings(**values)  # type: ignore[arg-type]
+        return LdapSettings(**values)
 
     def stop(self) -> None:
         """Stop slapd (SIGTERM, then SIGKILL) and wait for it; safe to call twice."""
@@ -518,7 +519,7 @@ def start_slapd(
         process.start()
         try:
             process.wait_ready(
-                lambda url=url: _ready_probe(url, base_dn, root_dn, root_password), timeout
+                functools.partial(_ready_probe, url, base_dn, root_dn, root_password), timeout
             )
         except ServerStartError:
             # Another process may have taken the free port between free_port() and bind().

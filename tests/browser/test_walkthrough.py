@@ -20,8 +20,9 @@ from pathlib import Path
 import pytest
 
 from iacs.domain import Membership, Role, ScopeKind
-from iacs.settings import KeycloakSettings, PortalSettings, Settings
+from iacs.settings import PortalSettings, Settings
 from iacs.stack.process import free_port
+from tests.fixtures.keycloak import keycloak_settings_for
 
 pytestmark = [pytest.mark.browser, pytest.mark.servers]
 
@@ -64,13 +65,9 @@ def portal(keycloak, realm_name, ldap_settings, directory) -> Iterator[RunningPo
     url, psr_url = f"http://127.0.0.1:{port}", f"http://127.0.0.1:{psr_port}"
     settings = Settings(
         ldap=ldap_settings,
-        keycloak=KeycloakSettings(
-            url=keycloak.url,
-            realm=realm_name,
-            admin_username=keycloak.admin_username,
-            admin_password=keycloak.admin_password,
-            portal_client_secret=secrets.token_urlsafe(24),
-            sync_client_secret=secrets.token_urlsafe(24),
+        keycloak=keycloak_settings_for(
+            keycloak,
+            realm_name,
             application_redirect_uris={"psr": f"{psr_url}/oidc/callback"},
             application_client_secrets={"psr": secrets.token_urlsafe(24)},
         ),
