@@ -8,13 +8,17 @@ setup:
 demo: setup
 	.venv/bin/iacs dev
 
-test: setup
-	.venv/bin/ruff check .
-	.venv/bin/ruff format --check .
+# CI runs `make test`, so the tests run after every check of `make lint`.
+test: lint
 	.venv/bin/python -m pytest -q
 
+# Style; the layers (pyproject.toml [tool.importlinter]: no import climbs a layer, no cycle);
+# the types (pyproject.toml [tool.mypy]: strict on the core).
 lint: setup
-	.venv/bin/ruff check . && .venv/bin/ruff format --check .
+	.venv/bin/ruff check .
+	.venv/bin/ruff format --check .
+	.venv/bin/lint-imports
+	.venv/bin/mypy
 
 bench: setup
 	.venv/bin/iacs bench --size full

@@ -2,7 +2,8 @@
 
 ``create_app`` assembles the application from small setup functions; every collaborator that
 talks to a server (the service over the directory, the OIDC client, the bearer-token verifier)
-can be injected, so tests pass in ones bound to their own slapd subtree and Keycloak realm.
+can be injected, so tests pass in ones bound to their own slapd subtree and Keycloak realm. The
+service is always passed in: the composition root builds it (``iacs.wiring.build_portal``).
 """
 
 from __future__ import annotations
@@ -11,6 +12,8 @@ from typing import Any
 
 from flask import Flask
 
+from approval_portal import api, auth, errors, pages, security
+from iacs.service.views import ViewService
 from iacs.settings import Settings, load_settings
 
 MAX_BODY_BYTES = 64 * 1024
@@ -42,31 +45,21 @@ def create_app(
 
 
 def _setup_service(app: Flask, settings: Settings, service: Any, views: Any) -> None:
-    from iacs.service.views import ViewService
-
     if service is None:
-        from iacs.wiring import build_service
-
-        service = build_service(settings)
+        raise TypeError("create_app needs a service: iacs.wiring.build_portal builds one")
     app.extensions["iacs.service"] = service
     app.extensions["iacs.views"] = views or ViewService(service)
 
 
 def _setup_security(app: Flask, settings: Settings) -> None:
-    from approval_portal import security
-
     security.init_app(app, settings)
 
 
 def _setup_auth(app: Flask, settings: Settings, oauth_client: Any, token_verifier: Any) -> None:
-    from approval_portal import auth
-
     auth.init_app(app, settings, oauth_client, token_verifier)
 
 
 def _setup_routes(app: Flask) -> None:
-    from approval_portal import api, errors, pages
-
     errors.init_app(app)
     app.register_blueprint(pages.blueprint)
     app.register_blueprint(api.blueprint, url_prefix="/api/v1")

@@ -121,7 +121,7 @@ class TokenVerifier:
         return token.claims
 
     def _decode(self, raw: str, *, force: bool):
-        keys = KeySet.import_key_set(self.jwks(force))
+        keys = KeySet.import_key_set(self.jwks(force))  # type: ignore[arg-type]  # a JWKS dict
         return jwt.decode(raw, keys, algorithms=SIGNING_ALGORITHMS)
 
 

@@ -16,6 +16,8 @@ from pathlib import Path
 
 import ldap3
 
+from iacs.stack.slapd import start_slapd
+
 from .generate import Community
 
 
@@ -40,8 +42,6 @@ def _slapadd() -> str:
 
 def load_community(community: Community, run_dir: Path) -> LoadedDirectory:
     """Start slapd in ``run_dir`` with ``community`` loaded by ``slapadd``; the caller stops it."""
-    from iacs.stack.slapd import start_slapd
-
     run_dir.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
     ldif_path = run_dir / "community.ldif"

@@ -1,17 +1,27 @@
 """The ``iacs`` command: run the stack, apply the realm, run the sync worker, run maintenance.
 
-Heavy modules are imported inside each command so that ``iacs --help`` and settings errors are
-instant, and a missing prerequisite is reported by the command that needs it.
+With ``iacs.wiring`` this is the composition root: the one place that imports every layer
+(portal, sync worker, realm applier, launchers) and hands each its collaborators. Imports are
+at the top so that a broken one fails ``iacs --help`` (and ``tests/test_cli.py``), not the
+command in production.
 """
 
 from __future__ import annotations
 
+import signal
 import sys
 from pathlib import Path
 
 import click
 
-from iacs.settings import SettingsError, load_settings
+from approval_portal.server import serve as serve_portal
+from iacs.settings import Settings, SettingsError, load_settings
+from iacs.stack.local import run_dev_stack
+from iacs.stack.process import ServerStartError
+from iacs.stack.slapd import serve_foreground
+from iacs.wiring import build_portal, build_service
+from keycloak_config.apply import apply_from_settings
+from sync.main import run_forever, run_once
 
 
 @click.group()
@@ -32,8 +42,6 @@ def show_settings() -> None:
 @click.option("--no-demo", is_flag=True, help="Start with an empty directory.")
 def dev(run_dir: Path, portal_port: int, no_demo: bool) -> None:
     """Run the whole system locally with demo data; Ctrl-C stops everything."""
-    from iacs.stack.local import run_dev_stack
-
     try:
         run_dev_stack(run_dir.resolve(), portal_port=portal_port, demo=not no_demo)
     except KeyboardInterrupt:
@@ -50,8 +58,6 @@ def keycloak() -> None:
 @click.option("--no-federation", is_flag=True, help="Leave out the LDAP user federation.")
 def keycloak_apply(dry_run: bool, no_federation: bool) -> None:
     """Apply keycloak_config/realm.json idempotently and print what changed."""
-    from keycloak_config.apply import apply_from_settings
-
     changes = apply_from_settings(_settings(), with_federation=not no_federation, dry_run=dry_run)
     for change in changes:
         click.echo(str(change))
@@ -66,8 +72,6 @@ def sync() -> None:
 @sync.command("once")
 def sync_once() -> None:
     """One full reconcile, with progress and a summary of what changed."""
-    from sync.worker import run_once
-
     summary = run_once(_settings(), progress=True)
     click.echo(str(summary))
 
@@ -75,8 +79,6 @@ def sync_once() -> None:
 @sync.command("run")
 def sync_run() -> None:
     """Follow the directory's change feed and reconcile periodically, until stopped."""
-    from sync.worker import run_forever
-
     run_forever(_settings())
 
 
@@ -92,17 +94,15 @@ def portal() -> None:
 @click.option("--threads", type=click.IntRange(1, 256), default=8, show_default=True)
 def portal_serve(host: str, port: int, workers: int, threads: int) -> None:
     """Serve the portal with gunicorn (processes x threads; put a TLS proxy in front of it)."""
-    from approval_portal.server import serve
-
     settings = _settings()  # validated before any process starts
-    serve(settings, host=host, port=port, workers=workers, threads=threads)
+    serve_portal(
+        lambda: build_portal(settings), host=host, port=port, workers=workers, threads=threads
+    )
 
 
 @main.command()
 def maintenance() -> None:
     """LC-2 expire pending requests, LC-3 lapse unrecertified roles, finish cut-short approvals."""
-    from iacs.wiring import build_service
-
     service = build_service(_settings())
     expired = service.expire_pending()
     lapsed = service.lapse_unrecertified()
@@ -127,8 +127,6 @@ def directory() -> None:
 )
 def directory_serve(data_dir: Path, port: int, host: str, tls_names: tuple[str, ...]) -> None:
     """Run slapd (ldaps) in the foreground with the production config (container entrypoint)."""
-    from iacs.stack.process import ServerStartError
-    from iacs.stack.slapd import serve_foreground
 
     settings = _settings(client=False)  # the server: it makes the CA its clients verify
     try:
@@ -146,6 +144,7 @@ def directory_serve(data_dir: Path, port: int, host: str, tls_names: tuple[str, 
 @click.option("--out", type=click.Path(path_type=Path), default=Path("bench/results"))
 def bench(size: str, out: Path) -> None:
     """Run the benchmarks on real servers and write results and docs/benchmarks.md."""
+    # bench/ is not part of the product: only this command reaches it, and only when run.
     from bench.run import run_benchmarks
 
     _exit_cleanly_on_sigterm()
@@ -154,12 +153,11 @@ def bench(size: str, out: Path) -> None:
 
 def _exit_cleanly_on_sigterm() -> None:
     """Turn SIGTERM into SystemExit so ``finally`` blocks stop the servers this command started."""
-    import signal
-
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
 
 
-def _settings(*, client: bool = True):
+def _settings(*, client: bool = True) -> Settings:
+    """The settings from the environment, or exit 2 with the validation message."""
     try:
         return load_settings(client=client)
     except SettingsError as exc:

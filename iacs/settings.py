@@ -8,6 +8,7 @@ value once. Environment variables use the ``IACS_`` prefix and ``__`` for nestin
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 from typing import Annotated, Literal
@@ -193,7 +194,7 @@ def load_settings(*, client: bool = True, **overrides: object) -> Settings:
     """
     env_file = os.environ.get("IACS_SETTINGS_FILE")
     try:
-        settings = Settings(_env_file=env_file, **overrides)  # type: ignore[call-arg]
+        settings = Settings(_env_file=env_file, **overrides)  # type: ignore[arg-type]  # pydantic validates them
     except ValidationError as exc:
         lines = ["invalid settings:"]
         for error in exc.errors():
@@ -221,8 +222,6 @@ def known_environment_variables() -> set[str]:
 
 def settings_to_env(settings: Settings) -> dict[str, str]:
     """The ``IACS_*`` variables that reproduce ``settings`` in another process, secrets too."""
-    import json
-
     env: dict[str, str] = {}
     for section_name in Settings.model_fields:
         section = getattr(settings, section_name)

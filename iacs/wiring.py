@@ -1,4 +1,8 @@
-"""The composition root: production objects built from settings (portal, CLI and maintenance)."""
+"""The composition root (with ``iacs.cli``): production objects built from settings.
+
+The portal, the maintenance command and the dev stack get their service from here; nothing
+below this module builds a collaborator that talks to a server on its own.
+"""
 
 from __future__ import annotations
 
@@ -7,15 +11,18 @@ import threading
 from collections.abc import Callable
 from datetime import timedelta
 
+import requests
+from flask import Flask
+
+from approval_portal import create_app
+from iacs.directory import Directory
+from iacs.enrollment import FileEnrollmentSource
+from iacs.service import AccessService, ServiceConfig
 from iacs.settings import Settings
 
 
-def build_service(settings: Settings, directory=None):
+def build_service(settings: Settings, directory: Directory | None = None) -> AccessService:
     """The service over the directory (portal bind account) and the enrollment source."""
-    from iacs.directory import Directory
-    from iacs.enrollment import FileEnrollmentSource
-    from iacs.service import AccessService, ServiceConfig
-
     portal = settings.portal
     config = ServiceConfig(
         request_ttl=timedelta(days=portal.request_ttl_days),
@@ -29,6 +36,11 @@ def build_service(settings: Settings, directory=None):
         config,
         on_change=sync_nudge(settings.portal.sync_nudge_url),
     )
+
+
+def build_portal(settings: Settings) -> Flask:
+    """The portal over the production service (``iacs portal serve``, once per process)."""
+    return create_app(settings, service=build_service(settings))
 
 
 def sync_nudge(url: str | None) -> Callable[[], None] | None:
@@ -64,8 +76,6 @@ class SyncNudge:
                 self._thread.start()
 
     def _loop(self) -> None:
-        import requests
-
         session = requests.Session()
         while True:
             self._pending.wait()

@@ -52,7 +52,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import yaml
+from iacs.catalogue import load_catalogue
 
 if TYPE_CHECKING:
     from keycloak import KeycloakAdmin
@@ -262,11 +262,13 @@ def _substitute(value: Any, values: Mapping[str, str | None], path: Path) -> Any
 
 
 def catalogue_applications(path: Path = CATALOGUE_FILE) -> dict[str, dict[str, str]]:
-    """Application client id → {role name: description}, from ``catalogue.yaml``."""
-    data = yaml.safe_load(Path(path).read_text())
+    """Application client id → {role name: description}, from ``catalogue.yaml``.
+
+    Read by the one parser of the catalogue (``iacs.catalogue``), so the realm and the sync
+    worker never disagree about what the file says.
+    """
     return {
-        client_id: dict(app.get("roles") or {})
-        for client_id, app in (data.get("applications") or {}).items()
+        client_id: dict(app.roles) for client_id, app in load_catalogue(path).applications.items()
     }
 
 

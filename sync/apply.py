@@ -16,8 +16,8 @@ from collections import Counter
 from dataclasses import dataclass, field
 from itertools import groupby
 
-from .gateway import KeycloakGateway
 from .model import ActualState, DesiredGroup, MemberChange, Plan, RoleMappingChange
+from .ports import KeycloakWrites
 
 log = logging.getLogger("sync.apply")
 BULK_USER_LOOKUP = 50
@@ -46,14 +46,14 @@ class ApplyReport:
         return sum(self.writes.values())
 
 
-def apply_plan(gateway: KeycloakGateway, plan: Plan, actual: ActualState) -> ApplyReport:
+def apply_plan(gateway: KeycloakWrites, plan: Plan, actual: ActualState) -> ApplyReport:
     """Write ``plan`` (computed against ``actual``) to Keycloak."""
     before = Counter(gateway.writes)
     report = ApplyReport()
     group_ids = _GroupIds(actual, report.created)
 
-    for _, level in groupby(plan.create_groups, key=lambda group: group.path.count("/")):
-        level = list(level)
+    for _, same_depth in groupby(plan.create_groups, key=lambda group: group.path.count("/")):
+        level = list(same_depth)
         for group, group_id in zip(
             level,
             gateway.parallel(lambda g: _create_group(gateway, g, group_ids), level),
@@ -159,7 +159,7 @@ SWEEP_DELAY_SECONDS = 0.25
 SWEEP_ROUNDS = 5
 
 
-def _end_sessions_that_outlived_logout(gateway: KeycloakGateway, sessions: list[str]) -> list[str]:
+def _end_sessions_that_outlived_logout(gateway: KeycloakWrites, sessions: list[str]) -> list[str]:
     """Delete, by id, the sessions a user had before the logout; the ones still there remain.
 
     Keycloak 26 loses a race (measured: 5 logouts in 40 with a refresh in flight): a refresh
@@ -180,7 +180,7 @@ def _end_sessions_that_outlived_logout(gateway: KeycloakGateway, sessions: list[
     return sessions
 
 
-def _create_group(gateway: KeycloakGateway, group: DesiredGroup, group_ids: _GroupIds) -> str:
+def _create_group(gateway: KeycloakWrites, group: DesiredGroup, group_ids: _GroupIds) -> str:
     payload = {
         "name": group.name,
         "attributes": {name: list(values) for name, values in group.attributes.items()},
@@ -197,7 +197,7 @@ def _create_group(gateway: KeycloakGateway, group: DesiredGroup, group_ids: _Gro
     return existing["id"]
 
 
-def _change_roles(gateway: KeycloakGateway, change: RoleMappingChange, group_id: str) -> str:
+def _change_roles(gateway: KeycloakWrites, change: RoleMappingChange, group_id: str) -> str:
     roles = gateway.client_roles(change.client_id)
     undefined = sorted((change.add | change.remove) - set(roles))
     if undefined:
@@ -220,7 +220,7 @@ def _change_roles(gateway: KeycloakGateway, change: RoleMappingChange, group_id:
     return message if undefined else ""
 
 
-def _resolve_users(gateway: KeycloakGateway, usernames: set[str], user_ids: dict[str, str]) -> None:
+def _resolve_users(gateway: KeycloakWrites, usernames: set[str], user_ids: dict[str, str]) -> None:
     """Fill ``user_ids`` for ``usernames``: one listing when many are unknown, then searches.
 
     The listing is only for a realm that holds its users itself: on a federated realm every

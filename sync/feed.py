@@ -18,6 +18,9 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Protocol
 
+from iacs.directory.errors import InvalidEntry
+from iacs.directory.mapping import from_generalized_time, to_generalized_time
+
 CLOCK_MARGIN = timedelta(seconds=60)
 
 OVERLAP = timedelta(seconds=5)
@@ -111,7 +114,7 @@ class ChangeFeed:
         if not gap and self.exact:  # the cursor's own entry, or later ones, were purged
             oldest = self.source.oldest_change_cursor()
             # An empty log is a gap too: the cursor's entry is gone, and so is anything after it.
-            gap = oldest is None or oldest > self.cursor
+            gap = oldest is None or self.cursor is None or oldest > self.cursor
         low = self._overlap_start()
         read: list = []
         cursor = low
@@ -160,15 +163,12 @@ class ChangeFeed:
 
 def generalized_time(moment: datetime) -> str:
     """An aware datetime in slapd's reqStart form (``YYYYmmddHHMMSS.ffffffZ``, UTC)."""
-    return moment.astimezone(UTC).strftime("%Y%m%d%H%M%S.%fZ")
+    return to_generalized_time(moment, fraction="micro")
 
 
 def parse_generalized_time(value: str) -> datetime | None:
     """``20261129004512.123456Z`` (slapd's reqStart) as an aware datetime; None if unparsable."""
-    text = value.rstrip("Z")
-    for layout in ("%Y%m%d%H%M%S.%f", "%Y%m%d%H%M%S"):
-        try:
-            return datetime.strptime(text, layout).replace(tzinfo=UTC)
-        except ValueError:
-            continue
-    return None
+    try:
+        return from_generalized_time(value)
+    except InvalidEntry:
+        return None

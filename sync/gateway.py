@@ -54,8 +54,9 @@ def _read_environment_once(admin: KeycloakAdmin, url: str) -> None:
     session = getattr(admin.connection, "_s", None)
     if isinstance(session, requests.Session):
         session.proxies.update(requests.utils.get_environ_proxies(url))
-        if _ca_bundle() and admin.connection.verify is True:
-            admin.connection.verify = _ca_bundle()
+        bundle = _ca_bundle()
+        if bundle and admin.connection.verify is True:
+            admin.connection.verify = bundle
         session.trust_env = False
 
 
@@ -90,7 +91,7 @@ class KeycloakGateway:
         self._clients: dict[str, str] = {}
         self._roles: dict[str, dict[str, dict]] = {}
         self._federated: bool | None = None
-        self._base = admin.connection.base_url.rstrip("/") + "/"
+        self._base = str(admin.connection.base_url).rstrip("/") + "/"
         self._http = _http_pool(self._base, max(workers, READ_WORKERS))
 
     @classmethod
@@ -221,8 +222,9 @@ class KeycloakGateway:
         try:
             return call()
         except KeycloakError as exc:
-            if status_of(exc) in tolerate:
+            status = status_of(exc)
+            if status in tolerate:
                 return None
-            if status_of(exc) is None or status_of(exc) >= 500:
+            if status is None or status >= 500:
                 raise KeycloakUnavailable(f"{kind}: {exc}") from exc
             raise

@@ -9,12 +9,10 @@ from __future__ import annotations
 import json
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import TYPE_CHECKING
 
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-if TYPE_CHECKING:
-    from .worker import SyncWorker
+from .worker import SyncWorker
 
 
 def _handler(worker: SyncWorker) -> type[BaseHTTPRequestHandler]:

@@ -14,14 +14,14 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
 
+from iacs.catalogue import Catalogue
+from iacs.directory import DirectorySnapshot
 from iacs.domain import EntityStatus, Membership, Role, ScopeKind, is_valid_id, normalize_identifier
 
-from .catalogue import Catalogue
 from .model import (
     TOP_PATH,
     DesiredGroup,
     DesiredState,
-    DirectorySnapshot,
     SkippedMembership,
     affiliation_attribute,
 )

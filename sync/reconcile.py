@@ -8,13 +8,15 @@ import time
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 
+from iacs.catalogue import Catalogue
+from iacs.directory import DirectorySnapshot
+
 from .apply import ApplyReport, apply_plan
-from .catalogue import Catalogue
 from .diff import diff
 from .gateway import KeycloakGateway
 from .incremental import DesiredIndex, advance
 from .keycloak_state import read_actual
-from .model import ActualGroup, ActualState, DesiredState, DirectorySnapshot, Plan
+from .model import ActualGroup, ActualState, DesiredState, Plan
 from .project import project
 
 

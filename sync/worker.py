@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-import signal
 import threading
 import time
 from collections.abc import Callable
@@ -32,14 +31,16 @@ import requests
 from keycloak.exceptions import KeycloakError
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
+from iacs.catalogue import Catalogue, load_catalogue
+from iacs.directory import Directory, DirectoryError, DirectorySnapshot
 from iacs.settings import Settings
 
-from .catalogue import Catalogue, load_catalogue
 from .feed import Batch, ChangeFeed, CursorFile
 from .gateway import KeycloakGateway, KeycloakUnavailable
 from .incremental import DesiredIndex
 from .keycloak_state import read_actual
 from .model import ActualState, DesiredState
+from .ports import SyncDirectory
 from .reconcile import ReconcileResult, Written, overlay, reconcile, reconcile_people
 
 log = logging.getLogger("sync.worker")
@@ -49,8 +50,6 @@ MAX_BACKOFF_SECONDS = 30.0
 
 def _retryable() -> tuple[type[BaseException], ...]:
     """Failures that mean "a server is down or busy": retry later, never crash."""
-    from iacs.directory import DirectoryError
-
     return (DirectoryError, KeycloakUnavailable, KeycloakError, requests.RequestException, OSError)
 
 
@@ -110,7 +109,7 @@ class SyncWorker:
         self,
         settings: Settings,
         *,
-        directory: Any = None,
+        directory: SyncDirectory | None = None,
         gateway_factory: Callable[[], KeycloakGateway] | None = None,
         catalogue: Catalogue | None = None,
         metrics: Metrics | None = None,
@@ -120,10 +119,8 @@ class SyncWorker:
         self._leaves: dict = {}
         """Leaf groups already projected with this catalogue (see ``sync.project.project``)."""
         if directory is None:
-            from iacs.directory import Directory
-
             directory = Directory(settings.ldap, account="sync")
-        self.directory = directory
+        self.directory: SyncDirectory = directory
         self.gateway_factory = gateway_factory or (
             lambda: KeycloakGateway.from_settings(settings.keycloak)
         )
@@ -137,7 +134,7 @@ class SyncWorker:
         self._drift: Future[ActualState] | None = None
         self._written = Written()
         """What the worker wrote since the running drift check began to read."""
-        self._snapshot: Any = None
+        self._snapshot: DirectorySnapshot | None = None
         self.last_error: str | None = None
         self.last_success: float | None = None
         self._next_full = 0.0
@@ -216,6 +213,8 @@ class SyncWorker:
         if self.gateway is None:
             self.gateway = self.gateway_factory()
         if touched is not None and self._snapshot is not None and self._index is not None:
+            # step() runs in full while what Keycloak holds or was last projected is unknown.
+            assert self._desired is not None and self.cache is not None
             people = dict(self._snapshot.people)
             for username in touched:
                 people[username] = self.directory.memberships_of(username)
@@ -278,6 +277,7 @@ class SyncWorker:
         from the worker's own state; None (and a retry later) when the read failed.
         """
         future, self._drift = self._drift, None
+        assert future is not None and self.cache is not None  # step() calls this when done
         try:
             read = future.result()
         except _retryable() as exc:
@@ -296,9 +296,7 @@ class SyncWorker:
         incremental run; None when it touched more (an organization, a group, a surrogate
         group's associations): then the whole snapshot is read again.
         """
-        tree = getattr(self.directory, "tree", None)
-        if tree is None or not hasattr(self.directory, "memberships_of"):
-            return None
+        tree = self.directory.tree
         ignored = tuple(f",{base}".lower() for base in (tree.requests, tree.audit))
         touched: set[str] = set()
         for change in batch.changes:
@@ -389,45 +387,4 @@ def _in_background(function: Callable[[], T]) -> Future[T]:
 
 
 def _is_directory_error(exc: BaseException) -> bool:
-    from iacs.directory import DirectoryError
-
     return isinstance(exc, DirectoryError)
-
-
-def run_once(settings: Settings, progress: bool = False) -> ReconcileResult:
-    """One full reconcile (``iacs sync once``); the change-feed cursor is left alone."""
-    from .logs import configure_logging
-
-    configure_logging(logging.INFO if progress else logging.WARNING)
-    from iacs.directory import Directory
-
-    catalogue = load_catalogue(settings.sync.catalogue_file)
-    with Directory(settings.ldap, account="sync") as directory:
-        started = time.perf_counter()
-        snapshot = directory.snapshot()
-        read_directory = time.perf_counter() - started
-        gateway = KeycloakGateway.from_settings(settings.keycloak)
-        result = reconcile(gateway, snapshot, catalogue)
-    result.timings = {"snapshot": read_directory, **result.timings}
-    result.timings["total"] += read_directory
-    if progress:
-        log.info("sync once done", extra=result.summary())
-    return result
-
-
-def run_forever(settings: Settings) -> None:
-    """``iacs sync run``: the worker with its HTTP endpoint, until SIGTERM or SIGINT."""
-    from .http import serve
-    from .logs import configure_logging
-
-    configure_logging()
-    worker = SyncWorker(settings)
-    server = serve(worker, settings.sync.listen)
-    for signum in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(signum, lambda *_: worker.stop())
-    log.info("sync worker started", extra={"listen": settings.sync.listen})
-    try:
-        worker.run()
-    finally:
-        server.shutdown()
-        log.info("sync worker stopped")

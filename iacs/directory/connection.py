@@ -382,7 +382,7 @@ class ConnectionPool:
         payload = {name: list(values) for name, values in attributes.items()}
         return self._write(
             dn,
-            lambda connection: connection.add(dn, attributes=payload),
+            lambda connection: connection.add(dn, attributes=payload),  # type: ignore[no-untyped-call]
             allow=allow,
             idempotent=False,
         )
@@ -402,14 +402,17 @@ class ConnectionPool:
         }
         return self._write(
             dn,
-            lambda connection: connection.modify(dn, payload, controls=controls),
+            lambda connection: connection.modify(dn, payload, controls=controls),  # type: ignore[no-untyped-call]
             allow=allow,
             idempotent=idempotent,
         )
 
     def delete(self, dn: str, *, allow: Iterable[int] = ()) -> int:
         return self._write(
-            dn, lambda connection: connection.delete(dn), allow=allow, idempotent=True
+            dn,
+            lambda connection: connection.delete(dn),  # type: ignore[no-untyped-call]
+            allow=allow,
+            idempotent=True,
         )
 
     def set_password(self, dn: str, password: str) -> None:

@@ -129,7 +129,7 @@ class RecordStore:
         status = enum_value(RequestStatus, new_status, "iacsRequestStatus")
         when = to_generalized_time(decided_at)
         attempt = uuid.uuid4().hex
-        changes = {
+        changes: dict[str, list[tuple[str, list[str]]]] = {
             "iacsRequestStatus": [
                 (ldap3.MODIFY_DELETE, [enum_value(RequestStatus, expected, "iacsRequestStatus")]),
                 (ldap3.MODIFY_ADD, [status]),

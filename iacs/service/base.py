@@ -12,6 +12,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from iacs import policy
 from iacs.directory import errors as directory_errors
@@ -31,8 +32,9 @@ from iacs.domain import (
 )
 from iacs.enrollment import EnrollmentSource
 from iacs.service import inputs
-from iacs.service.errors import Conflict, Forbidden, NotFound, Unavailable
+from iacs.service.errors import Conflict, NotFound, Unavailable, refusal
 from iacs.service.facts import FactLoader
+from iacs.service.ports import ServiceDirectory
 
 
 def utcnow() -> datetime:
@@ -53,7 +55,7 @@ class ServiceBase:
 
     def __init__(
         self,
-        directory,
+        directory: ServiceDirectory,
         enrollment: EnrollmentSource,
         config: ServiceConfig | None = None,
         clock: Callable[[], datetime] = utcnow,
@@ -72,7 +74,7 @@ class ServiceBase:
         with _directory_errors():
             return policy.Actor(username, self.directory.memberships_of(username))
 
-    def _new_request(self, username: str, kind: RequestKind, **fields) -> Request:
+    def _new_request(self, username: str, kind: RequestKind, **fields: Any) -> Request:
         now = self.clock()
         return Request(
             id=uuid.uuid4().hex,
@@ -172,7 +174,7 @@ class ServiceBase:
         """Refuse with ``Forbidden`` when the policy denied, after recording the refusal (AUD-1)."""
         if not decision.allowed:
             self._audit(actor.username, action, "denied", request, decision.reason, **fields)
-            raise Forbidden.from_decision(decision)
+            raise refusal(decision)
 
     def _audit(
         self,

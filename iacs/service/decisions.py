@@ -15,7 +15,7 @@ from iacs.domain import (
 )
 from iacs.service import inputs
 from iacs.service.base import ServiceBase, _directory_errors
-from iacs.service.errors import Conflict, Forbidden, NotFound
+from iacs.service.errors import Conflict, NotFound, refusal
 
 
 class DecisionOperations(ServiceBase):
@@ -36,9 +36,8 @@ class DecisionOperations(ServiceBase):
             self._audit(
                 actor.username, f"decide:{outcome.value}", "denied", request, decision.reason
             )
-            if decision.rule == "DEC-3":
-                raise Conflict(decision.reason, rule="DEC-3", code="already_decided")
-            raise Forbidden.from_decision(decision)
+            already = decision.kind is policy.Refusal.CONFLICT
+            raise refusal(decision, code="already_decided" if already else None)
         with _directory_errors():
             try:
                 self.directory.decide_request(
@@ -123,7 +122,10 @@ class DecisionOperations(ServiceBase):
         request = self._get_request(inputs.request_id("request", request_id))
         if request.requester == actor.username or actor.is_help_desk:
             return request
-        if request.organization_id and policy.may_view_organization(actor, request.organization_id):
+        if (
+            request.organization_id
+            and policy.may_view_organization(actor, request.organization_id).allowed
+        ):
             return request
         if request.surrogate_group_id and actor.is_surrogate_administrator(
             request.surrogate_group_id

@@ -1,18 +1,18 @@
-"""Errors the service raises: each has a stable code, an HTTP status and a message for people.
+"""Errors the service raises: each has a stable code and a message for people.
 
 The JSON API returns ``{"error": {"code", "message", "rule"}}`` from these; the pages show the
-message. Codes are stable strings integrators may branch on; messages may change.
+message. Codes are stable strings integrators may branch on; messages may change. The service
+knows no HTTP: the portal maps each error to a status (``approval_portal.errors``).
 """
 
 from __future__ import annotations
 
-from iacs.policy import Decision
+from iacs.policy import Decision, Refusal
 
 
 class ServiceError(Exception):
     """Base of every refusal; nothing was changed when one is raised."""
 
-    status = 400
     code = "bad_request"
 
     def __init__(self, message: str, *, rule: str = "", code: str | None = None) -> None:
@@ -32,7 +32,6 @@ class ServiceError(Exception):
 class InvalidInput(ServiceError):
     """Malformed, oversized or hostile input."""
 
-    status = 400
     code = "invalid_input"
 
     def __init__(self, field: str, message: str) -> None:
@@ -41,41 +40,38 @@ class InvalidInput(ServiceError):
 
 
 class NotFound(ServiceError):
-    status = 404
     code = "not_found"
 
 
 class Forbidden(ServiceError):
     """The policy refused: the actor lacks authority for this action."""
 
-    status = 403
     code = "forbidden"
-
-    @classmethod
-    def from_decision(cls, decision: Decision) -> Forbidden:
-        return cls(decision.reason, rule=decision.rule)
 
 
 class RuleRefused(ServiceError):
     """The request breaks a rule of the model (ORG-1, ORG-7, EU-2, IND-1...)."""
 
-    status = 422
     code = "rule_refused"
-
-    @classmethod
-    def from_decision(cls, decision: Decision) -> RuleRefused:
-        return cls(decision.reason, rule=decision.rule)
 
 
 class Conflict(ServiceError):
     """The request collides with the directory's state (already registered, already decided)."""
 
-    status = 409
     code = "conflict"
 
 
 class Unavailable(ServiceError):
     """The directory could not be reached; nothing was changed."""
 
-    status = 503
     code = "directory_unavailable"
+
+
+def refusal(decision: Decision, *, code: str | None = None) -> ServiceError:
+    """The error for a policy denial, chosen by the denial's kind (not by its rule)."""
+    match decision.kind:
+        case Refusal.CONFLICT:
+            return Conflict(decision.reason, rule=decision.rule, code=code)
+        case Refusal.BY_RULE:
+            return RuleRefused(decision.reason, rule=decision.rule, code=code)
+    return Forbidden(decision.reason, rule=decision.rule, code=code)

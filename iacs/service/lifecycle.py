@@ -30,7 +30,7 @@ class LifecycleOperations(ServiceBase):
         actor = self.actor(username)
         decision = policy.may_revoke(actor, holder, membership)
         action = "resign" if holder == actor.username else "revoke"
-        self._require(actor, decision, action, subject=holder, **_scope_fields(membership))
+        self._require(actor, decision, action, None, subject=holder, **_scope_fields(membership))
         with _directory_errors():
             if membership not in self.directory.memberships_of(holder):
                 raise NotFound("that person does not hold that role")

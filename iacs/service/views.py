@@ -25,7 +25,7 @@ from iacs.domain import (
 from iacs.service import inputs
 from iacs.service.access import AccessService
 from iacs.service.base import _directory_errors
-from iacs.service.errors import Forbidden, NotFound
+from iacs.service.errors import Forbidden, NotFound, refusal
 
 T = TypeVar("T")
 
@@ -156,7 +156,7 @@ class ViewService:
         actor = self.access.actor(username)
         decision = policy.may_read_audit(actor, org_id)
         if not decision.allowed:
-            raise Forbidden.from_decision(decision)
+            raise refusal(decision)
         with _directory_errors():
             records = self.directory.find_audit(organization_id=org_id, limit=AUDIT_LIMIT)
         return sorted(records, key=lambda r: r.at, reverse=True)

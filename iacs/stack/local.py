@@ -9,6 +9,8 @@ From a checkout, the sample PQRI and PS&R applications (``examples/pqri_psr_app`
 
 from __future__ import annotations
 
+import functools
+import os
 import secrets
 import shutil
 import signal
@@ -21,6 +23,9 @@ from urllib.parse import urlsplit
 
 import requests
 
+from iacs.demo import ACCOUNTS, DEMO_PASSWORD
+from iacs.demo import seed as seed_demo
+from iacs.directory import Directory
 from iacs.settings import (
     KeycloakSettings,
     PortalSettings,
@@ -31,6 +36,8 @@ from iacs.settings import (
 from iacs.stack.keycloak import KeycloakInstance, start_keycloak
 from iacs.stack.process import ManagedProcess, free_port
 from iacs.stack.slapd import SlapdInstance, start_slapd
+from iacs.wiring import build_service
+from keycloak_config.apply import DEV_APPLICATION_REDIRECT_URIS, apply_from_settings
 
 EXAMPLES_DIR = Path(__file__).resolve().parents[2] / "examples"
 
@@ -66,8 +73,6 @@ def start_servers(
     say: Callable[[str], None] = print,
 ) -> LocalStack:
     """Start slapd and Keycloak in ``run_dir`` and apply the realm with LDAP federation."""
-    from keycloak_config.apply import DEV_APPLICATION_REDIRECT_URIS, apply_from_settings
-
     run_dir.mkdir(parents=True, exist_ok=True)
     say("starting slapd ...")
     slapd = start_slapd(run_dir / "slapd")
@@ -119,8 +124,6 @@ def start_servers(
 
 def start_cli_process(stack: LocalStack, name: str, *args: str) -> ManagedProcess:
     """Run ``iacs <args>`` with the stack's settings in the environment, logging to the run dir."""
-    import os
-
     env = {**os.environ, **settings_to_env(stack.settings)}
     process = ManagedProcess(
         name,
@@ -135,8 +138,6 @@ def start_cli_process(stack: LocalStack, name: str, *args: str) -> ManagedProces
 
 def start_example_apps(stack: LocalStack) -> dict[str, str]:
     """The sample applications on their redirect URIs' ports (from a checkout): client id → URL."""
-    import os
-
     if not (EXAMPLES_DIR / "pqri_psr_app").is_dir():
         return {}
     env = {**os.environ, **settings_to_env(stack.settings)}
@@ -156,7 +157,7 @@ def start_example_apps(stack: LocalStack) -> dict[str, str]:
         process.start()
         stack.processes.append(process)
         url = f"{address.scheme}://{address.netloc}/"
-        process.wait_ready(lambda url=url: requests.get(f"{url}healthz", timeout=1).ok, timeout=60)
+        process.wait_ready(functools.partial(_answers_healthz, url), timeout=60)
         urls[client_id] = url
     return urls
 
@@ -187,20 +188,14 @@ def run_dev_stack(run_dir: Path, *, portal_port: int = 5000, demo: bool = True) 
 
 
 def _seed_demo(stack: LocalStack) -> None:
-    from iacs import demo
-    from iacs.directory import Directory
-    from iacs.wiring import build_service
-
     root = Directory(
         stack.settings.ldap, bind_dn=stack.slapd.root_dn, password=stack.slapd.root_password
     )
     service = build_service(stack.settings)
-    demo.seed(root, service)
+    seed_demo(root, service)
 
 
 def _print_welcome(stack: LocalStack, portal_url: str, demo: bool, apps: dict[str, str]) -> None:
-    from iacs.demo import ACCOUNTS, DEMO_PASSWORD
-
     realm = stack.settings.keycloak.realm
     lines = [
         "",
@@ -218,6 +213,10 @@ def _print_welcome(stack: LocalStack, portal_url: str, demo: bool, apps: dict[st
         lines += [f"  {a.username:<10} {a.role}" for a in ACCOUNTS]
     lines += ["", "Ctrl-C stops everything."]
     print("\n".join(lines), flush=True)
+
+
+def _answers_healthz(url: str) -> bool:
+    return requests.get(f"{url}healthz", timeout=1).ok
 
 
 def _wait_for_interrupt() -> None:

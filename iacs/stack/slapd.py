@@ -23,6 +23,7 @@ with the root and service passwords from the settings, until SIGTERM.
 
 from __future__ import annotations
 
+import functools
 import os
 import secrets
 import shutil
@@ -270,7 +271,7 @@ class SlapdInstance:
             values[f"{name}_bind_dn"] = self.service_dn(name)
             values[f"{name}_bind_password"] = self.service_passwords[name]
         values.update(overrides)
-        return LdapSettings(**values)  # type: ignore[arg-type]
+        return LdapSettings(**values)
 
     def stop(self) -> None:
         """Stop slapd (SIGTERM, then SIGKILL) and wait for it; safe to call twice."""
@@ -309,6 +310,15 @@ def _bind(
         return connection
     connection.unbind()
     return None
+
+
+def _probe_new_server(
+    url: str, ca_file: Path, base_dn: str, root_dn: str, root_password: str
+) -> bool:
+    """One probe, new ``Server``: ldap3 marks an address that refused once unusable."""
+    return _ready_probe(
+        ldap_server(url, ca_file=ca_file, timeout=1), base_dn, root_dn, root_password
+    )
 
 
 def _ready_probe(server: ldap3.Server, base_dn: str, root_dn: str, root_password: str) -> bool:
@@ -471,11 +481,8 @@ def start_slapd(
         try:
             process.wait_ready(
                 # A new Server per probe: ldap3 marks an address that refused once unusable.
-                lambda url=url: _ready_probe(
-                    ldap_server(url, ca_file=tls.ca_file, timeout=1),
-                    base_dn,
-                    root_dn,
-                    root_password,
+                functools.partial(
+                    _probe_new_server, url, tls.ca_file, base_dn, root_dn, root_password
                 ),
                 timeout,
             )

@@ -11,7 +11,6 @@ bootstrap (the root account), as in production.
 from __future__ import annotations
 
 import re
-import secrets
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -27,8 +26,9 @@ from approval_portal import create_app
 from iacs.domain import Membership, Person, Role, ScopeKind
 from iacs.enrollment import FileEnrollmentSource
 from iacs.service import AccessService
-from iacs.settings import KeycloakSettings, LdapSettings, PortalSettings, Settings
+from iacs.settings import LdapSettings, PortalSettings, Settings
 from tests.approval_portal.oidc import browser_session, code_flow_tokens, login_through_form
+from tests.fixtures.keycloak import keycloak_settings_for
 
 PORTAL_URL = "http://portal.test"
 PASSWORD = "Portal-Test-Password-1"
@@ -229,14 +229,7 @@ def portal_settings(keycloak: Any, realm_name: str, ldap_settings: LdapSettings)
 
     settings = Settings(
         ldap=ldap_settings,
-        keycloak=KeycloakSettings(
-            url=keycloak.url,
-            realm=realm_name,
-            admin_username=keycloak.admin_username,
-            admin_password=keycloak.admin_password,
-            portal_client_secret=secrets.token_urlsafe(24),
-            sync_client_secret=secrets.token_urlsafe(24),
-        ),
+        keycloak=keycloak_settings_for(keycloak, realm_name),
         portal=PortalSettings(public_url=PORTAL_URL, session_cookie_secure=False),
     )
     apply_from_settings(settings, with_federation=True)

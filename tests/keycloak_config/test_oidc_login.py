@@ -22,6 +22,7 @@ from tests.fixtures.keycloak import (
     apply_test_realm,
     browser_code_flow,
     delete_realm_if_present,
+    redeem_code,
     unique_realm_name,
 )
 
@@ -106,16 +107,12 @@ def _sign_in(applied_realm: AppliedRealm, client_id: str, username: str) -> tupl
     assert flow.params.get("state") == flow.state, "state must come back unchanged"
     assert flow.params.get("iss") == applied_realm.issuer
     assert "code" in flow.params, flow.params
-    response = requests.post(
-        f"{applied_realm.issuer}/protocol/openid-connect/token",
-        data={
-            "grant_type": "authorization_code",
-            "code": flow.params["code"],
-            "redirect_uri": applied_realm.redirect_uris[client_id],
-            "code_verifier": flow.code_verifier,
-        },
-        auth=(client_id, applied_realm.client_secrets[client_id]),
-        timeout=30,
+    response = redeem_code(
+        applied_realm.issuer,
+        client_id,
+        applied_realm.client_secrets[client_id],
+        applied_realm.redirect_uris[client_id],
+        flow,
     )
     assert response.status_code == 200, response.text
     return response.json(), flow

@@ -1,0 +1,60 @@
+"""The worker's entry points, ``iacs sync once`` and ``iacs sync run``: each builds the worker's
+collaborators (the directory, the Keycloak gateway, the catalogue, the HTTP endpoint) and runs it.
+
+They live apart from ``sync.worker`` so that the worker knows nothing of its endpoint
+(``sync.http`` reads the worker; the worker does not import ``sync.http``).
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import time
+
+from iacs.catalogue import load_catalogue
+from iacs.directory import Directory
+from iacs.settings import Settings
+
+from .gateway import KeycloakGateway
+from .http import serve
+from .logs import configure_logging
+from .reconcile import ReconcileResult, reconcile
+from .worker import SyncWorker
+
+log = logging.getLogger("sync.worker")
+
+
+def run_once(settings: Settings, progress: bool = False) -> ReconcileResult:
+    """One full reconcile (``iacs sync once``); the change-feed cursor is left alone."""
+    configure_logging(logging.INFO if progress else logging.WARNING)
+    catalogue = load_catalogue(settings.sync.catalogue_file)
+    with Directory(settings.ldap, account="sync") as directory:
+        started = time.perf_counter()
+        snapshot = directory.snapshot()
+        read_directory = time.perf_counter() - started
+        gateway = KeycloakGateway.from_settings(settings.keycloak)
+        result = reconcile(gateway, snapshot, catalogue)
+    result.timings = {"snapshot": read_directory, **result.timings}
+    result.timings["total"] += read_directory
+    if progress:
+        log.info("sync once done", extra=result.summary())
+    return result
+
+
+def run_forever(settings: Settings) -> None:
+    """``iacs sync run``: the worker with its HTTP endpoint, until SIGTERM or SIGINT."""
+    configure_logging()
+    worker = SyncWorker(
+        settings,
+        directory=Directory(settings.ldap, account="sync"),
+        gateway_factory=lambda: KeycloakGateway.from_settings(settings.keycloak),
+    )
+    server = serve(worker, settings.sync.listen)
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, lambda *_: worker.stop())
+    log.info("sync worker started", extra={"listen": settings.sync.listen})
+    try:
+        worker.run()
+    finally:
+        server.shutdown()
+        log.info("sync worker stopped")
