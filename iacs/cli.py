@@ -125,13 +125,26 @@ def directory() -> None:
     multiple=True,
     help="A host name clients use for the directory (repeatable; the certificate names it).",
 )
-def directory_serve(data_dir: Path, port: int, host: str, tls_names: tuple[str, ...]) -> None:
+@click.option(
+    "--publish-ca",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="Copy the CA certificate clients verify against here (e.g. a shared volume).",
+)
+def directory_serve(
+    data_dir: Path, port: int, host: str, tls_names: tuple[str, ...], publish_ca: Path | None
+) -> None:
     """Run slapd (ldaps) in the foreground with the production config (container entrypoint)."""
 
     settings = _settings(client=False)  # the server: it makes the CA its clients verify
     try:
         code = serve_foreground(
-            data_dir.resolve(), port=port, settings=settings, host=host, tls_names=tls_names
+            data_dir.resolve(),
+            port=port,
+            settings=settings,
+            host=host,
+            tls_names=tls_names,
+            publish_ca=publish_ca.resolve() if publish_ca else None,
         )
     except ServerStartError as exc:
         click.echo(str(exc), err=True)

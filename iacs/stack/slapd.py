@@ -527,6 +527,7 @@ def serve_foreground(
     host: str = "0.0.0.0",  # noqa: S104 - the directory container's listener
     log_level: str = "stats",
     tls_names: Iterable[str] = (),
+    publish_ca: Path | None = None,
 ) -> int:
     """Run the production directory in the foreground until SIGTERM or SIGINT; the exit code.
 
@@ -539,7 +540,8 @@ def serve_foreground(
 
     TLS files live in ``data_dir/tls``: a CA and a certificate for the loopback names, this
     host's name and ``tls_names`` are made there unless present (an operator with a PKI puts
-    ``ca.pem``, ``server.pem`` and ``server.key`` there instead); clients need ``ca.pem``.
+    ``ca.pem``, ``server.pem`` and ``server.key`` there instead); clients need ``ca.pem``,
+    which ``publish_ca`` copies to a path the clients can read (a volume without the keys).
     """
     ldap = settings.ldap
     if ldap.root_password is None or not ldap.root_password.get_secret_value():
@@ -572,6 +574,12 @@ def serve_foreground(
             tls_names=[socket.gethostname(), *tls_names],
         )
         with instance:
+            if publish_ca is not None:
+                publish_ca.parent.mkdir(parents=True, exist_ok=True)
+                staged = publish_ca.with_name(publish_ca.name + ".tmp")
+                shutil.copyfile(instance.ca_file, staged)
+                staged.chmod(0o644)
+                staged.replace(publish_ca)  # clients never see a half-written CA file
             print(
                 f"directory {ldap.base_dn} serving ldaps on {host}:{port}; "
                 f"CA: {instance.ca_file}; log: {instance.log_path}",

@@ -257,9 +257,9 @@ def _a_log_entry(slapd: SlapdInstance) -> str:
     raise AssertionError("the change log is empty")
 
 
-PORTAL_JOB = {"other person: set the password by modify"}
-"""Attempts that are refused to the portal and sync but are Keycloak's job (people's
-passwords): Keycloak may set another person's password, the portal and sync may not."""
+KEYCLOAK_JOB = {"other person: set the password by modify"}
+"""Attempts that are Keycloak's job (people's passwords, under the policy) and refused to the
+portal and sync only."""
 
 
 def test_sec_service_accounts_cannot_write_outside_their_job(
@@ -274,7 +274,7 @@ def test_sec_service_accounts_cannot_write_outside_their_job(
     for account in ACCOUNTS:
         connection = bind_as(ldap_connect, ldap_settings, account)
         for name, attempt in attempts.items():
-            if account == "keycloak" and name in PORTAL_JOB:
+            if account == "keycloak" and name in KEYCLOAK_JOB:
                 continue
             attempt(connection)
             code = connection.result["result"]

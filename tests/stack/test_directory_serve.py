@@ -30,6 +30,7 @@ SECRETS = {
 def serve(data_dir: Path, port: int, env: dict[str, str]) -> subprocess.Popen[str]:
     clean = {key: value for key, value in os.environ.items() if not key.startswith("IACS_")}
     command = ["directory", "serve", "--data-dir", str(data_dir), "--port", str(port)]
+    command += ["--publish-ca", str(data_dir.parent / "public" / "ca.pem")]
     return subprocess.Popen(
         [sys.executable, "-m", "iacs.cli", *command, "--host", "127.0.0.1"],
         env={**clean, **env},
@@ -65,23 +66,26 @@ def wait_for_bind(
 
 
 def test_directory_serve_bootstraps_serves_the_settings_passwords_and_stops_on_sigterm(tmp_path):
-    port, ca = free_port(), tmp_path / "tls" / "ca.pem"
-    process = serve(tmp_path, port, SECRETS)
+    data = tmp_path / "data"
+    port, ca = free_port(), tmp_path / "public" / "ca.pem"  # the CA as published for clients
+    process = serve(data, port, SECRETS)
     try:
         sync_dn = f"cn=sync,ou=services,{BASE_DN}"
         wait_for_bind(process, port, sync_dn, SECRETS["IACS_LDAP__SYNC_BIND_PASSWORD"], ca)
         assert bind(port, f"cn=admin,{BASE_DN}", SECRETS["IACS_LDAP__ROOT_PASSWORD"], ca)
         assert not bind(port, sync_dn, "sync-dev-secret", ca)  # the development default: unset
-        assert slapd_processes_using(tmp_path / "slapd.conf")
+        assert slapd_processes_using(data / "slapd.conf")
+        assert ca.read_bytes() == (data / "tls" / "ca.pem").read_bytes()
+        assert not (ca.parent / "ca.key").exists()
     finally:
         process.send_signal(signal.SIGTERM)
         output, _ = process.communicate(timeout=60)
     assert process.returncode == 0, output
-    assert slapd_processes_using(tmp_path / "slapd.conf") == []
+    assert slapd_processes_using(data / "slapd.conf") == []
 
     # A second start keeps the bootstrapped data and takes rotated passwords.
     rotated = {**SECRETS, "IACS_LDAP__PORTAL_BIND_PASSWORD": "serve-portal-rotated-0123"}
-    process = serve(tmp_path, port, rotated)
+    process = serve(data, port, rotated)
     try:
         portal_dn = f"cn=portal,ou=services,{BASE_DN}"
         wait_for_bind(process, port, portal_dn, rotated["IACS_LDAP__PORTAL_BIND_PASSWORD"], ca)
@@ -90,7 +94,7 @@ def test_directory_serve_bootstraps_serves_the_settings_passwords_and_stops_on_s
         process.send_signal(signal.SIGTERM)
         output, _ = process.communicate(timeout=60)
     assert process.returncode == 0, output
-    assert slapd_processes_using(tmp_path / "slapd.conf") == []
+    assert slapd_processes_using(data / "slapd.conf") == []
 
 
 def test_directory_serve_without_a_root_password_refuses_to_start(tmp_path):
