@@ -17,6 +17,7 @@ from flask import Blueprint, Response, abort, current_app, g, jsonify, request
 from approval_portal import shapes
 from approval_portal.auth import InvalidToken, load_session_user
 from approval_portal.errors import error_response
+from approval_portal.limits import refused_too_often
 from approval_portal.security import csrf
 from iacs.service import AccessService, InvalidInput
 from iacs.service.views import ViewService
@@ -52,10 +53,12 @@ def authenticate() -> Response | None:
             return error_response(401, "invalid_token", str(exc))
         g.username = claims["preferred_username"]
         g.authenticated_by = "bearer"
-        return None
+        return refused_too_often(g.username)
     load_session_user()
     if not g.username:
         return error_response(401, "unauthenticated", "sign in or send a bearer token")
+    if (limited := refused_too_often(g.username)) is not None:
+        return limited
     if request.method not in _SAFE_METHODS:
         csrf.protect()
     return None
