@@ -172,8 +172,16 @@ def update_organization(org_id: str):
 
 @blueprint.get("/organizations/<org_id>/audit")
 def organization_audit(org_id: str):
-    records = _views().audit(g.username, org_id)
-    return jsonify({"records": [shapes.audit_json(r) for r in records]})
+    """AUD-2, paged and filtered; the organization's history by default (``outcome=ok``)."""
+    return jsonify(shapes.audit_page_json(_views().audit(g.username, org_id, **_args())))
+
+
+def _args() -> dict[str, str]:
+    """Query parameters, each given once (a repeated one is refused, not silently dropped)."""
+    repeated = [name for name, values in request.args.lists() if len(values) > 1]
+    if repeated:
+        raise InvalidInput(repeated[0], "is given more than once")
+    return request.args.to_dict()
 
 
 @blueprint.put("/organizations/<org_id>/security-official")
@@ -219,8 +227,8 @@ def end_association(sug_id: str, org_id: str):
 
 @blueprint.get("/audit")
 def audit():
-    records = _views().audit(g.username, None)
-    return jsonify({"records": [shapes.audit_json(r) for r in records]})
+    """The whole record for the help desk, paged and filtered (every outcome by default)."""
+    return jsonify(shapes.audit_page_json(_views().audit(g.username, None, **_args())))
 
 
 @blueprint.get("/search")

@@ -10,6 +10,7 @@ bootstrap (the root account), as in production.
 
 from __future__ import annotations
 
+import dataclasses
 import re
 import secrets
 import threading
@@ -162,6 +163,16 @@ class Portal:
         assert done.status_code == 302, done.data
         assert done.headers["Location"] == "/my"
         return client
+
+    def with_portal_settings(self, **changes: object) -> Portal:
+        """The same people, directory and realm, served by a new app instance whose portal
+        settings differ (short session timeouts, a low rate limit)."""
+        settings = self.settings.model_copy(
+            update={"portal": self.settings.portal.model_copy(update=changes)}
+        )
+        app = create_app(settings, service=self.service)
+        app.testing = True
+        return dataclasses.replace(self, app=app, settings=settings)
 
     # -- building a community through the API ------------------------------------------------
 

@@ -7,7 +7,7 @@ the session should have ended: logout, idle timeout, absolute lifetime, a Keyclo
 
 from __future__ import annotations
 
-import dataclasses
+import secrets
 import threading
 import time
 from collections.abc import Iterator
@@ -39,15 +39,6 @@ def _replay(portal: Portal, cookie: str) -> FlaskClient:
     return client
 
 
-def _with_portal_settings(portal: Portal, **changes: object) -> Portal:
-    settings = portal.settings.model_copy(
-        update={"portal": portal.settings.portal.model_copy(update=changes)}
-    )
-    app = create_app(settings, service=portal.service)
-    app.testing = True
-    return dataclasses.replace(portal, app=app, settings=settings)
-
-
 def _me(client: FlaskClient) -> int:
     return client.get("/api/v1/me").status_code
 
@@ -73,7 +64,7 @@ def test_sec_session_cookie_replayed_after_logout_is_refused(portal: Portal):
 
 
 def test_sec_session_ends_after_the_idle_timeout_and_activity_renews_it(portal: Portal):
-    portal = _with_portal_settings(portal, session_idle_timeout_seconds=3)
+    portal = portal.with_portal_settings(session_idle_timeout_seconds=3)
     client = portal.sign_in("sofia")
     for _ in range(4):  # 4.5 s of activity, never 3 s idle: still signed in
         assert _me(client) == 200
@@ -86,8 +77,8 @@ def test_sec_session_ends_after_the_idle_timeout_and_activity_renews_it(portal: 
 
 
 def test_sec_session_ends_at_its_absolute_lifetime_however_busy(portal: Portal):
-    portal = _with_portal_settings(
-        portal, session_idle_timeout_seconds=600, session_lifetime_seconds=4
+    portal = portal.with_portal_settings(
+        session_idle_timeout_seconds=600, session_lifetime_seconds=4
     )
     client = portal.sign_in("sofia")
     stolen = _cookie(client)
@@ -234,3 +225,43 @@ def test_sec_logout_token_claims_are_all_checked(change: dict, why: str):
         verify_logout_token(token, issuer=ISSUER, audience="iacs-portal", jwks=jwks)
     good, jwks = _signed({**GOOD, "iat": now})
     assert verify_logout_token(good, issuer=ISSUER, audience="iacs-portal", jwks=jwks)["sid"]
+
+
+def test_sec_dev_secret_refused_in_production_a_cookie_signed_with_it_is_not_the_help_desk(
+    portal: Portal,
+):
+    """The old attack: sign ``{"username": "helpdesk"}`` with the published development key.
+
+    A production portal refuses to start with that key (test_security.py); one started with a
+    real key keeps no session in the cookie at all, so a forged cookie names no session.
+    """
+    from flask import Flask
+    from flask.sessions import SecureCookieSessionInterface
+    from pydantic import SecretStr
+
+    from iacs.settings import LdapSettings, PortalSettings
+
+    portal.help_desk()
+    dev_key = PortalSettings.model_fields["secret_key"].default.get_secret_value()
+    forger = Flask("forger")
+    forger.secret_key = dev_key
+    serializer = SecureCookieSessionInterface().get_signing_serializer(forger)
+    assert serializer is not None
+    forged = serializer.dumps(
+        {"username": "helpdesk", "signed_in_at": int(time.time()), "_permanent": True}
+    )
+    production = Settings(
+        environment="production",
+        # The directory is the fixture's (injected service); this password is never used.
+        ldap=LdapSettings(portal_bind_password=secrets.token_urlsafe(24)),
+        keycloak=portal.settings.keycloak,
+        portal=portal.settings.portal.model_copy(
+            update={"secret_key": SecretStr(secrets.token_urlsafe(48))}
+        ),
+    )
+    app = create_app(production, service=portal.service)
+    for cookie in (forged, "helpdesk"):
+        client = app.test_client()
+        client.set_cookie(COOKIE, cookie)
+        assert client.get("/api/v1/me").status_code == 401
+        assert client.get("/help-desk").status_code == 302
