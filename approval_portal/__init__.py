@@ -65,9 +65,7 @@ def check_settings(settings: Settings, *, store_given: bool = False) -> None:
     from approval_portal.sessions import StoreNotConfigured
 
     portal, keycloak, ldap = settings.portal, settings.keycloak, settings.ldap
-    require_secrets(
-        settings, portal.secret_key, keycloak.portal_client_secret, ldap.portal_bind_password
-    )
+    require_secrets(portal.secret_key, keycloak.portal_client_secret, ldap.portal_bind_password)
     if portal.session_store_url is None and not store_given:
         raise StoreNotConfigured(
             "IACS_PORTAL__SESSION_STORE_URL must be set (redis://:<password>@host:port/0): the "

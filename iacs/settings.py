@@ -269,7 +269,7 @@ def development_secret_values() -> frozenset[str]:
     return frozenset(values)
 
 
-def require_secrets(settings: Settings, *secrets: SecretStr | None) -> None:
+def require_secrets(*secrets: SecretStr | None) -> None:
     """Read each secret now, so a process that needs an unset one fails at start, not later."""
     for secret in secrets:
         if secret is not None:
