@@ -220,6 +220,8 @@ class RecordStore:
             filters.at_least("iacsAt", since) if since else "",
             filters.at_most("iacsAt", until) if until else "",
         )
+        if limit <= 0:  # a count: no attribute to decode
+            return [], len(self._pool.search(self.tree.audit, criteria, scope=ldap3.LEVEL))
         stamps = self._pool.search(
             self.tree.audit, criteria, scope=ldap3.LEVEL, attributes=("iacsAt", "iacsAuditId")
         )
