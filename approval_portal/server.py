@@ -14,6 +14,10 @@ from typing import Any
 from flask import Flask
 from gunicorn.app.base import BaseApplication
 
+from approval_portal import check_settings
+from approval_portal.sessions import StoreNotConfigured
+from iacs.settings import MissingSecret, Settings, SettingsError
+
 
 class PortalServer(BaseApplication):
     """gunicorn configured from arguments rather than a command line or a config file."""
@@ -33,9 +37,23 @@ class PortalServer(BaseApplication):
 
 
 def serve(
-    build_app: Callable[[], Flask], *, host: str, port: int, workers: int, threads: int
+    build_app: Callable[[], Flask],
+    *,
+    settings: Settings,
+    host: str,
+    port: int,
+    workers: int,
+    threads: int,
 ) -> None:
-    """Run until SIGTERM or SIGINT; ``build_app`` (from the composition root) runs per process."""
+    """Run until SIGTERM or SIGINT; ``build_app`` (from the composition root) runs per process.
+
+    The portal's secrets and session store are checked first, before any fork, so a bad start
+    fails once with the setting named.
+    """
+    try:
+        check_settings(settings)
+    except (MissingSecret, StoreNotConfigured) as exc:
+        raise SettingsError(f"the portal cannot start: {exc}") from None
     PortalServer(
         build_app,
         {

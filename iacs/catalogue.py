@@ -20,8 +20,8 @@ import yaml
 from iacs.domain import Role, ScopeKind
 
 DEFAULT_CATALOGUE = Path(__file__).resolve().parent.parent / "keycloak_config" / "catalogue.yaml"
-_CLIENT_ID = re.compile(r"^[a-z][a-z0-9-]{0,62}$")
-_ROLE_NAME = re.compile(r"^[a-z][a-z0-9-]{0,62}$")
+_CLIENT_ID = re.compile(r"[a-z][a-z0-9-]{0,62}")
+_ROLE_NAME = re.compile(r"[a-z][a-z0-9-]{0,62}")
 _MATCH_KEYS = {"role", "surrogate", "scope"}
 
 
@@ -135,7 +135,7 @@ def parse_catalogue(data: object, source: str = "catalogue") -> Catalogue:
 
 def _parse_application(client_id: object, body: object, fail: _Fail) -> Application:
     where = f"applications.{client_id}"
-    if not isinstance(client_id, str) or not _CLIENT_ID.match(client_id):
+    if not isinstance(client_id, str) or not _CLIENT_ID.fullmatch(client_id):
         raise fail(where, "the client id must be lower-case letters, digits and dashes")
     if not isinstance(body, dict):
         raise fail(where, "must be a mapping")
@@ -149,7 +149,7 @@ def _parse_application(client_id: object, body: object, fail: _Fail) -> Applicat
     if not isinstance(roles, dict) or not roles:
         raise fail(f"{where}.roles", "must be a non-empty mapping of role name to description")
     for role_name, description in roles.items():
-        if not isinstance(role_name, str) or not _ROLE_NAME.match(role_name):
+        if not isinstance(role_name, str) or not _ROLE_NAME.fullmatch(role_name):
             raise fail(f"{where}.roles.{role_name}", "role names are lower-case, digits, dashes")
         if not isinstance(description, str):
             raise fail(f"{where}.roles.{role_name}", "the description must be text")

@@ -8,6 +8,7 @@ command in production.
 
 from __future__ import annotations
 
+import json
 import signal
 import sys
 from pathlib import Path
@@ -33,7 +34,8 @@ def main() -> None:
 def show_settings() -> None:
     """Validate the settings from the environment and print them (secrets hidden)."""
     settings = _settings()
-    click.echo(settings.model_dump_json(indent=2))
+    # str() of a secret is "**********" (or "(unset)" outside development): never its value.
+    click.echo(json.dumps(settings.model_dump(), indent=2, default=str))
 
 
 @main.command()
@@ -96,7 +98,12 @@ def portal_serve(host: str, port: int, workers: int, threads: int) -> None:
     """Serve the portal with gunicorn (processes x threads; put a TLS proxy in front of it)."""
     settings = _settings()  # validated before any process starts
     serve_portal(
-        lambda: build_portal(settings), host=host, port=port, workers=workers, threads=threads
+        lambda: build_portal(settings),
+        settings=settings,
+        host=host,
+        port=port,
+        workers=workers,
+        threads=threads,
     )
 
 

@@ -4,7 +4,14 @@ from __future__ import annotations
 
 import pytest
 
-from iacs.settings import SettingsError, known_environment_variables, load_settings
+from iacs.settings import (
+    PortalSettings,
+    Settings,
+    SettingsError,
+    known_environment_variables,
+    load_settings,
+    settings_to_env,
+)
 
 
 def test_defaults_are_valid(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -40,3 +47,28 @@ def test_unknown_setting_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
 def test_known_variables_cover_every_field() -> None:
     assert "IACS_LDAP__BASE_DN" in known_environment_variables()
     assert "IACS_PORTAL__SECRET_KEY" in known_environment_variables()
+
+
+def test_settings_to_env_carries_the_environment_and_the_session_store(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """What ``iacs dev`` hands its portal process reproduces its settings there."""
+    settings = Settings(
+        environment="development",
+        portal=PortalSettings(session_store_url="redis://:pw@127.0.0.1:6390/0"),
+    )
+    env = settings_to_env(settings)
+    assert env["IACS_ENVIRONMENT"] == "development"
+    assert env["IACS_PORTAL__SESSION_STORE_URL"] == "redis://:pw@127.0.0.1:6390/0"
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    again = load_settings()
+    assert again.environment == "development"
+    assert again.portal.session_store_url.get_secret_value() == "redis://:pw@127.0.0.1:6390/0"
+    assert {"IACS_ENVIRONMENT", "IACS_PORTAL__SESSION_STORE_URL"} <= known_environment_variables()
+
+
+def test_a_session_store_that_is_not_redis_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("IACS_PORTAL__SESSION_STORE_URL", "memory://")
+    with pytest.raises(SettingsError, match="IACS_PORTAL__SESSION_STORE_URL"):
+        load_settings()

@@ -68,6 +68,19 @@ class ServiceDirectory(Protocol):
         since: datetime | None = ...,
         until: datetime | None = ...,
     ) -> list[AuditRecord]: ...
+    def page_audit(
+        self,
+        *,
+        organization_id: str | None = ...,
+        actor: str | None = ...,
+        action: str | None = ...,
+        outcome: str | None = ...,
+        exclude_outcome: str | None = ...,
+        since: datetime | None = ...,
+        until: datetime | None = ...,
+        offset: int = ...,
+        limit: int = ...,
+    ) -> tuple[list[AuditRecord], int]: ...
     def find_organizations(
         self, text: str = ..., *, status: EntityStatus | None = ..., limit: int = ...
     ) -> list[Organization]: ...
