@@ -47,7 +47,7 @@ def _setup_service(app: Flask, settings: Settings, service: Any, views: Any) -> 
     if service is None:
         from iacs.wiring import build_service
 
-        service = build_service(settings)
+        service = build_service(settings, recover=True)
     app.extensions["iacs.service"] = service
     app.extensions["iacs.views"] = views or ViewService(service)
 

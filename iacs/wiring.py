@@ -3,15 +3,23 @@
 from __future__ import annotations
 
 import contextlib
+import logging
 import threading
 from collections.abc import Callable
 from datetime import timedelta
+from typing import Any
 
 from iacs.settings import Settings
 
+log = logging.getLogger("iacs.wiring")
 
-def build_service(settings: Settings, directory=None):
-    """The service over the directory (portal bind account) and the enrollment source."""
+
+def build_service(settings: Settings, directory=None, *, recover: bool = False):
+    """The service over the directory (portal bind account) and the enrollment source.
+
+    With ``recover`` (each portal process), an ``ApprovalRecovery`` thread finishes or undoes
+    approvals that a failure cut short, within seconds.
+    """
     from iacs.directory import Directory
     from iacs.enrollment import FileEnrollmentSource
     from iacs.service import AccessService, ServiceConfig
@@ -23,12 +31,69 @@ def build_service(settings: Settings, directory=None):
         blocked_provider_types=frozenset(portal.blocked_provider_types),
     )
     directory = directory or Directory(settings.ldap, account="portal")
-    return AccessService(
+    service = AccessService(
         directory,
         FileEnrollmentSource(portal.enrollment_file),
         config,
         on_change=sync_nudge(settings.portal.sync_nudge_url),
     )
+    if recover:
+        ApprovalRecovery(service).start()
+    return service
+
+
+class ApprovalRecovery:
+    """Every ``interval`` seconds, the service's recovery pass over approvals cut short.
+
+    It runs in every portal process: the portal's account holds the write rights (the sync
+    account is read-only by design), and the pass is idempotent and guarded by the request's
+    "grant pending" marker (``iacs.service.decisions``), so several processes may run it at
+    once. The pass costs one indexed search (presence of the marker) when there is nothing to
+    do. A failing pass (slapd down) is logged and tried again at the next tick.
+    """
+
+    def __init__(
+        self,
+        service: Any,
+        interval: float = 2.0,
+        older_than: timedelta | None = None,
+    ) -> None:
+        self.service = service
+        self.interval = interval
+        self.older_than = older_than
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> ApprovalRecovery:
+        self._thread = threading.Thread(target=self._loop, name="approval-recovery", daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self, timeout: float = 10.0) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout)
+
+    def run_once(self) -> tuple[int, int]:
+        """One pass: (completed, undone)."""
+        problems: list[str] = []
+        if self.older_than is None:
+            done = self.service.recover_interrupted_approvals(problems=problems)
+        else:
+            done = self.service.recover_interrupted_approvals(self.older_than, problems)
+        if any(done):
+            log.warning(
+                "approvals cut short were recovered",
+                extra={"completed": done[0], "undone": done[1]},
+            )
+        return done
+
+    def _loop(self) -> None:
+        while not self._stop.wait(self.interval):
+            try:
+                self.run_once()
+            except Exception as exc:  # a pass that failed is tried again at the next tick
+                log.warning("approval recovery pass failed", extra={"error": repr(exc)})
 
 
 def sync_nudge(url: str | None) -> Callable[[], None] | None:

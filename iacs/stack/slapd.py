@@ -105,6 +105,7 @@ INDEXES = (
     "iacsActor eq",
     "iacsAt eq",
     "iacsExpiresAt eq",
+    "iacsGrantPending pres",
 )
 ACCESSLOG_INDEXES = ("objectClass eq", "entryCSN eq", "reqStart eq", "reqDN eq")
 
