@@ -9,6 +9,8 @@ from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
 
+from pydantic import SecretStr
+
 from iacs.settings import Settings
 
 log = logging.getLogger("iacs.wiring")
@@ -35,10 +37,10 @@ def build_service(settings: Settings, directory=None, *, recover: bool = False):
         directory,
         FileEnrollmentSource(portal.enrollment_file),
         config,
-        on_change=sync_nudge(settings.portal.sync_nudge_url),
+        on_change=sync_nudge(settings.portal.sync_nudge_url, settings.sync.nudge_token),
     )
     if recover:
-        ApprovalRecovery(service).start()
+        service.recovery = ApprovalRecovery(service).start()  # stop() ends it (tests)
     return service
 
 
@@ -96,12 +98,13 @@ class ApprovalRecovery:
                 log.warning("approval recovery pass failed", extra={"error": repr(exc)})
 
 
-def sync_nudge(url: str | None) -> Callable[[], None] | None:
+def sync_nudge(url: str | None, token: SecretStr | str | None = None) -> Callable[[], None] | None:
     """After each decision, poke the sync worker so the change reaches Keycloak at once.
 
-    The worker's poll of the change feed is the safety net when a nudge is lost.
+    The worker's poll of the change feed is the safety net when a nudge is lost. ``token`` is
+    ``IACS_SYNC__NUDGE_TOKEN``, sent as a bearer token (``sync.http``).
     """
-    return SyncNudge(url) if url else None
+    return SyncNudge(url, token=token) if url else None
 
 
 class SyncNudge:
@@ -114,9 +117,13 @@ class SyncNudge:
     server has forked).
     """
 
-    def __init__(self, url: str, timeout: float = 2.0) -> None:
+    def __init__(
+        self, url: str, timeout: float = 2.0, token: SecretStr | str | None = None
+    ) -> None:
         self.url = url
         self.timeout = timeout
+        secret = token.get_secret_value() if isinstance(token, SecretStr) else token
+        self._headers = {"Authorization": f"Bearer {secret}"} if secret else {}
         self._pending = threading.Event()
         self._lock = threading.Lock()
         self._thread: threading.Thread | None = None
@@ -136,4 +143,6 @@ class SyncNudge:
             self._pending.wait()
             self._pending.clear()
             with contextlib.suppress(requests.RequestException):
-                session.post(self.url, timeout=self.timeout)
+                answer = session.post(self.url, headers=self._headers, timeout=self.timeout)
+                if answer.status_code == 401:
+                    log.error("the sync worker refused the nudge: check IACS_SYNC__NUDGE_TOKEN")

@@ -8,6 +8,7 @@ after it.
 from __future__ import annotations
 
 import threading
+import time
 from datetime import UTC, datetime, timedelta
 
 import ldap3
@@ -17,7 +18,8 @@ from iacs.directory import Directory
 from iacs.domain import Membership, RequestStatus, Role, ScopeKind
 from iacs.enrollment import FileEnrollmentSource
 from iacs.service import AccessService, Conflict, RuleRefused
-from iacs.wiring import ApprovalRecovery
+from iacs.settings import Settings
+from iacs.wiring import ApprovalRecovery, build_service
 
 from .conftest import ORG_ID, World
 
@@ -265,3 +267,26 @@ def test_maintenance_handles_every_other_entry_when_one_is_corrupt_or_stuck(
     assert any(uga.id in problem for problem in report.problems)
     entries = world.root._pool.search(corrupt_dn, "(objectClass=*)", scope=ldap3.BASE)
     assert entries  # reported, never deleted by the service
+
+
+def test_dec_4_the_portals_own_recovery_thread_finishes_a_cut_short_approval(
+    world: World, directory: Directory, ldap_settings
+):
+    """``build_service(recover=True)``, as each portal process builds it, completes the
+    approval by itself: nobody runs maintenance."""
+    world.people("sofia", "ben")
+    world.organization()
+    request = world.service.request_backup_security_official("ben", ORG_ID)
+    _crashed_after_the_swap(directory, request.id, "sofia")
+    before = {thread.name for thread in threading.enumerate()}
+    service = build_service(Settings(ldap=ldap_settings), directory=directory, recover=True)
+    try:
+        assert "approval-recovery" in {t.name for t in threading.enumerate()} - before
+        deadline = time.monotonic() + 60
+        while directory.get_request(request.id).grant_pending_since is not None:
+            assert time.monotonic() < deadline, "the portal's recovery thread did not finish it"
+            time.sleep(0.1)
+    finally:
+        service.recovery.stop()
+    assert BSO in directory.memberships_of("ben")
+    assert ("system", "complete_approval", "ok") in _audit(world, request.id)
