@@ -93,8 +93,8 @@ def test_dec_4_requests_of_a_rejected_organization_cannot_be_approved_after_it_r
     assert service.run_maintenance().problems == []
 
 
-def test_dec_4_a_target_gone_before_the_decision_is_refused_and_nothing_changes(world: World):
-    """A group removed behind the service's back (an operator, a half-done rejection): the
+def test_sec_approving_a_request_whose_target_has_gone_changes_nothing(world: World):
+    """DEC-4: A group removed behind the service's back (an operator, a half-done rejection): the
     approval is refused with 422 ``target_gone`` before anything is written; the request stays
     pending and can still be rejected."""
     world.people("sofia", "uma", "ugo")

@@ -59,9 +59,11 @@ def _root(instance: SlapdInstance) -> Directory:
     )
 
 
-def test_dec_4_slapd_killed_during_a_burst_of_approvals_leaves_no_half_grant(
+def test_sec_no_approval_without_its_grant_when_slapd_is_killed_mid_burst(
     own_slapd: list[SlapdInstance],
 ) -> None:
+    """DEC-4: within seconds of slapd's restart every request is approved with its membership
+    or pending (decidable), and no approver whose approval took effect was told otherwise."""
     instance = own_slapd[0]
     applicants = [f"bso{n:02d}" for n in range(BURST)]
     with _root(instance) as root:
