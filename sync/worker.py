@@ -170,6 +170,7 @@ class SyncWorker:
             "last_error": self.last_error,
             "cursor": self.feed.cursor,
             "consecutive_failures": self._failures,
+            "pending_logouts": len(self.pending_logouts.load()),
         }
         return self.last_error is None, details
 

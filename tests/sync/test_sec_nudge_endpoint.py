@@ -73,6 +73,7 @@ def test_sec_metrics_need_the_token_and_health_stays_open(protected) -> None:
     assert metrics.status_code == 200 and "iacs_sync_lag_seconds" in metrics.text
     health = requests.get(f"{protected}/healthz", timeout=5)
     assert health.status_code == 200 and health.json()["status"] == "ok"
+    assert health.json()["pending_logouts"] == 0
 
 
 def test_sec_worker_refuses_a_non_loopback_address_without_a_token(worker) -> None:

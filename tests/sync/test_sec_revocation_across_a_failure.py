@@ -168,6 +168,7 @@ def test_sec_worker_killed_between_removal_and_logout_ends_the_sessions_on_resta
 
     with Directory(settings.ldap, "sync") as reader:  # the worker started again
         restarted = SyncWorker(settings, directory=reader, gateway_factory=lambda: gateway)
+        assert restarted.health()[1]["pending_logouts"] == 1  # what an operator sees
         restarted.step()
         assert refresh(eve["refresh_token"]).status_code == 400
         assert not restarted.pending_logouts.load()
