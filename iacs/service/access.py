@@ -23,12 +23,13 @@ class AccessService(RequestOperations, DecisionOperations, ProfileOperations, Li
     def run_maintenance(self) -> MaintenanceReport:
         """``iacs maintenance``: every pass, each entry on its own (see ``MaintenanceReport``).
 
-        LC-2 expiry, LC-3 lapses, approvals still marked as being granted (any age: the
-        operator runs this when nothing else is deciding), and approvals from before the
-        marker existed whose membership is missing.
+        LC-2 expiry, pending requests whose target has gone, LC-3 lapses, approvals still
+        marked as being granted (any age: the operator runs this when nothing else is
+        deciding), and approvals from before the marker existed whose membership is missing.
         """
         report = MaintenanceReport()
         report.expired = self.expire_pending(report.problems)
+        report.closed = self.close_orphaned_requests(report.problems)
         report.lapsed = self.lapse_unrecertified(report.problems)
         report.completed, report.undone = self.recover_interrupted_approvals(
             timedelta(0), report.problems

@@ -56,6 +56,7 @@ class MaintenanceReport:
     """What a maintenance or recovery pass did, and every entry it could not handle."""
 
     expired: int = 0
+    closed: int = 0
     lapsed: int = 0
     completed: int = 0
     undone: int = 0
@@ -63,7 +64,8 @@ class MaintenanceReport:
 
     def __str__(self) -> str:
         text = (
-            f"expired {self.expired}, lapsed {self.lapsed}, completed {self.completed}, "
+            f"expired {self.expired}, closed {self.closed}, lapsed {self.lapsed}, "
+            f"completed {self.completed}, "
             f"undone {self.undone}, problems {len(self.problems)}"
         )
         return "\n".join([text, *(f"  problem: {problem}" for problem in self.problems)])
@@ -206,8 +208,10 @@ class ServiceBase:
             if dependent.id != request.id:
                 self._close_dependent(dependent, freed)
 
-    def _close_dependent(self, request: Request, why: str) -> None:
-        """Reject, as the system, a pending request whose target was freed (see above)."""
+    def _close_dependent(self, request: Request, why: str) -> bool:
+        """Reject, as the system, a pending request whose target was freed (see above).
+
+        False when someone decided it first."""
         reason = f"closed by the system: {why}"
         try:
             self.directory.decide_request(
@@ -219,9 +223,10 @@ class ServiceBase:
                 reason=reason,
             )
         except directory_errors.AlreadyDecided:
-            return
+            return False
         self._audit("system", "close", "ok", request, reason)
         self._discard_pending_entities(request)
+        return True
 
     def _end_membership(self, holder: str, membership: Membership, reason: EndReason) -> None:
         now = self.clock()

@@ -101,8 +101,8 @@ class DecisionOperations(ServiceBase):
                 | RequestKind.SURROGATE_ASSOCIATION
             ) if facts.surrogate_group is None:
                 return "the Surrogate User Group no longer exists"
-        if request.kind is RequestKind.REGISTER_SURROGATE_GROUP and facts.organization is None:
-            return "the provider organization no longer exists"
+        if request.organization_id and facts.organization is None:
+            return "the organization it names no longer exists"
         return ""
 
     def _record_decision(self, decided: Request) -> None:
@@ -321,6 +321,22 @@ class DecisionOperations(ServiceBase):
         if completed or undone:
             self.on_change()
         return completed, undone
+
+    def close_orphaned_requests(self, problems: list[str] | None = None) -> int:
+        """Close, as the system, pending requests whose target has gone; returns how many.
+
+        A rejection closes the requests that named what it freed (``_discard_pending_entities``),
+        but one cut short, a request filed at that very moment, or an operator's deletion can
+        leave some behind. They could never be approved (``decide`` answers 422 ``target_gone``),
+        so they are rejected with the reason rather than left in the queues until they expire.
+        """
+        count = 0
+        for request in self._maintained(problems, status=RequestStatus.PENDING):
+            with _each_entry(request, "close", problems):
+                gone = self._missing_target(request, self.facts.for_request(request))
+                if gone and self._close_dependent(request, gone):
+                    count += 1
+        return count
 
     def complete_interrupted_approvals(self, problems: list[str] | None = None) -> int:
         """Nothing approved is lost: re-apply the effects of approvals a failure cut short.
