@@ -110,11 +110,10 @@ def portal_serve(host: str, port: int, workers: int, threads: int) -> None:
 @main.command()
 def maintenance() -> None:
     """LC-2 expire pending requests, LC-3 lapse unrecertified roles, finish cut-short approvals."""
-    service = build_service(_settings())
-    expired = service.expire_pending()
-    lapsed = service.lapse_unrecertified()
-    completed = service.complete_interrupted_approvals()
-    click.echo(f"expired {expired}, lapsed {lapsed}, completed {completed}")
+    report = build_service(_settings()).run_maintenance()
+    click.echo(str(report))
+    if report.problems:  # every other entry was handled; say that some were not
+        sys.exit(1)
 
 
 @main.group()

@@ -161,8 +161,14 @@ class SyncSettings(_Section):
     """How often a full reconcile runs besides the change feed."""
     cursor_file: Path = Path("var/sync-cursor.json")
     """Where the durable change-feed cursor is kept."""
+    pending_logouts_file: Path | None = None
+    """Where logouts owed after a revocation are kept until done (``sync.pending_logouts``);
+    None: beside the cursor, ``<cursor>.logouts.json``."""
     listen: str = "127.0.0.1:9108"
-    """host:port of the health, metrics and nudge endpoint."""
+    """host:port of the health, metrics and nudge endpoint (loopback unless a token is set)."""
+    nudge_token: SecretStr | None = None
+    """Bearer token that ``/nudge`` and ``/metrics`` require when set; the worker refuses to
+    listen on a non-loopback address without one. The portal sends it with its nudge."""
     catalogue_file: Path | None = None
     """Application catalogue; None uses ``keycloak_config/catalogue.yaml``."""
 

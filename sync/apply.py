@@ -13,10 +13,12 @@ from __future__ import annotations
 import logging
 import time
 from collections import Counter
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from itertools import groupby
 
 from .model import ActualState, DesiredGroup, MemberChange, Plan, RoleMappingChange
+from .pending_logouts import PendingLogouts
 from .ports import KeycloakWrites
 
 log = logging.getLogger("sync.apply")
@@ -46,10 +48,21 @@ class ApplyReport:
         return sum(self.writes.values())
 
 
-def apply_plan(gateway: KeycloakWrites, plan: Plan, actual: ActualState) -> ApplyReport:
-    """Write ``plan`` (computed against ``actual``) to Keycloak."""
+def apply_plan(
+    gateway: KeycloakWrites,
+    plan: Plan,
+    actual: ActualState,
+    pending: PendingLogouts | None = None,
+) -> ApplyReport:
+    """Write ``plan`` (computed against ``actual``) to Keycloak.
+
+    With ``pending``, the plan's logouts are recorded there before the first write, and each
+    leaves it once done (see ``sync.pending_logouts``).
+    """
     before = Counter(gateway.writes)
     report = ApplyReport()
+    if pending is not None:
+        pending.add(plan.logouts)
     group_ids = _GroupIds(actual, report.created)
 
     for _, same_depth in groupby(plan.create_groups, key=lambda group: group.path.count("/")):
@@ -113,7 +126,52 @@ def apply_plan(gateway: KeycloakWrites, plan: Plan, actual: ActualState) -> Appl
         ),
         plan.delete_groups,
     )
-    leaving = [name for name in plan.logouts if name in user_ids]
+    report.problems += log_out(gateway, plan.logouts, user_ids, pending)
+
+    report.writes = Counter(gateway.writes)
+    report.writes.subtract(before)
+    report.writes = +report.writes
+    report.user_ids = user_ids
+    return report
+
+
+@dataclass
+class FaultInjection:
+    """Test-only hooks at the points where a failure costs the most; all None in production.
+
+    ``before_logout`` is called with the usernames about to be logged out, after their
+    memberships were removed and before the logout: a test makes it raise (Keycloak failing
+    there) or block until the worker process is killed.
+    """
+
+    before_logout: Callable[[Sequence[str]], None] | None = None
+
+
+FAULT_INJECTION = FaultInjection()
+
+
+def log_out(
+    gateway: KeycloakWrites,
+    usernames: Iterable[str],
+    user_ids: dict[str, str],
+    pending: PendingLogouts | None = None,
+) -> list[str]:
+    """End every session of ``usernames`` (logout, then the sweep); returns the problems.
+
+    Users unknown to ``user_ids`` are looked up by exact username; one Keycloak does not know
+    has no session to end. A name leaves ``pending`` once its logout and sweep succeeded; one
+    whose session outlived the sweep stays, to be tried again by the next run.
+    """
+    names = sorted(set(usernames))
+    if not names:
+        return []
+    unknown = [name for name in names if name not in user_ids]
+    for name, user_id in zip(unknown, gateway.parallel(gateway.find_user_id, unknown), strict=True):
+        if user_id:
+            user_ids[name] = user_id
+    leaving = [name for name in names if name in user_ids]
+    if FAULT_INJECTION.before_logout is not None:
+        FAULT_INJECTION.before_logout(leaving)
     sessions = gateway.parallel(lambda name: gateway.session_ids(user_ids[name]), leaving)
     gateway.parallel(
         lambda username: gateway.write(
@@ -121,16 +179,13 @@ def apply_plan(gateway: KeycloakWrites, plan: Plan, actual: ActualState) -> Appl
         ),
         leaving,
     )
-    survivors = _end_sessions_that_outlived_logout(
-        gateway, [session for found in sessions for session in found]
-    )
-    report.problems += [f"session {session} outlived the logout" for session in survivors]
-
-    report.writes = Counter(gateway.writes)
-    report.writes.subtract(before)
-    report.writes = +report.writes
-    report.user_ids = user_ids
-    return report
+    owner = {
+        session: name for name, found in zip(leaving, sessions, strict=True) for session in found
+    }
+    survivors = _end_sessions_that_outlived_logout(gateway, list(owner))
+    if pending is not None:
+        pending.discard(set(names) - {owner[session] for session in survivors})
+    return [f"session {session} outlived the logout" for session in survivors]
 
 
 class _GroupIds:

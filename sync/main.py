@@ -13,13 +13,15 @@ import time
 
 from iacs.catalogue import load_catalogue
 from iacs.directory import Directory
-from iacs.settings import Settings
+from iacs.settings import Settings, SettingsError
 
+from .apply import log_out
 from .gateway import KeycloakGateway
-from .http import serve
+from .http import UnprotectedListenAddress, require_protected, serve
 from .logs import configure_logging
+from .pending_logouts import PendingLogouts
 from .reconcile import ReconcileResult, reconcile
-from .worker import SyncWorker
+from .worker import SyncWorker, pending_logouts_path
 
 log = logging.getLogger("sync.worker")
 
@@ -33,7 +35,10 @@ def run_once(settings: Settings, progress: bool = False) -> ReconcileResult:
         snapshot = directory.snapshot()
         read_directory = time.perf_counter() - started
         gateway = KeycloakGateway.from_settings(settings.keycloak)
-        result = reconcile(gateway, snapshot, catalogue)
+        pending = PendingLogouts(pending_logouts_path(settings))
+        result = reconcile(gateway, snapshot, catalogue, pending=pending)
+        if pending.load():
+            log_out(gateway, pending.load(), dict(result.after.user_ids), pending)
     result.timings = {"snapshot": read_directory, **result.timings}
     result.timings["total"] += read_directory
     if progress:
@@ -44,12 +49,16 @@ def run_once(settings: Settings, progress: bool = False) -> ReconcileResult:
 def run_forever(settings: Settings) -> None:
     """``iacs sync run``: the worker with its HTTP endpoint, until SIGTERM or SIGINT."""
     configure_logging()
+    try:  # before anything starts: a clear message, no traceback
+        require_protected(settings.sync.listen, settings.sync.nudge_token)
+    except UnprotectedListenAddress as exc:
+        raise SettingsError(str(exc)) from None
     worker = SyncWorker(
         settings,
         directory=Directory(settings.ldap, account="sync"),
         gateway_factory=lambda: KeycloakGateway.from_settings(settings.keycloak),
     )
-    server = serve(worker, settings.sync.listen)
+    server = serve(worker, settings.sync.listen, settings.sync.nudge_token)
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: worker.stop())
     log.info("sync worker started", extra={"listen": settings.sync.listen})

@@ -17,6 +17,7 @@ from .gateway import KeycloakGateway
 from .incremental import DesiredIndex, advance
 from .keycloak_state import read_actual
 from .model import ActualGroup, ActualState, DesiredState, Plan
+from .pending_logouts import PendingLogouts
 from .project import project
 
 
@@ -157,11 +158,13 @@ def reconcile(
     catalogue: Catalogue,
     actual: ActualState | None = None,
     memo: dict | None = None,
+    pending: PendingLogouts | None = None,
 ) -> ReconcileResult:
     """Make Keycloak's managed subtree match the snapshot; a second call writes nothing.
 
     ``actual`` is the state Keycloak is known to be in (the worker's cache after its last
-    apply); without it Keycloak is read in full. ``memo`` is passed to ``project``.
+    apply); without it Keycloak is read in full. ``memo`` is passed to ``project``; ``pending``
+    to ``apply_plan`` (the durable record of owed logouts).
     """
     started = time.perf_counter()
     desired = project(snapshot, catalogue, memo)
@@ -169,7 +172,9 @@ def reconcile(
     if actual is None:
         actual = read_actual(gateway)
     stages = {"project": projected - started, "read": time.perf_counter() - projected}
-    return _diff_and_apply(gateway, desired, actual, desired.members_of(), None, started, stages)
+    return _diff_and_apply(
+        gateway, desired, actual, desired.members_of(), None, started, stages, pending
+    )
 
 
 def reconcile_people(
@@ -182,6 +187,7 @@ def reconcile_people(
     actual: ActualState,
     touched: Collection[str],
     memo: dict | None = None,
+    pending: PendingLogouts | None = None,
 ) -> ReconcileResult:
     """An incremental run: only the ``touched`` people are projected, diffed and applied.
 
@@ -194,7 +200,7 @@ def reconcile_people(
     partial = project(dataclasses.replace(snapshot, people=people), catalogue, memo)
     desired, scope = advance(previous, index, partial, touched)
     stages = {"project": time.perf_counter() - started}
-    return _diff_and_apply(gateway, desired, actual, index.members, scope, started, stages)
+    return _diff_and_apply(gateway, desired, actual, index.members, scope, started, stages, pending)
 
 
 def _diff_and_apply(
@@ -205,12 +211,13 @@ def _diff_and_apply(
     scope: Collection[str] | None,
     started: float,
     stages: dict[str, float],
+    pending: PendingLogouts | None = None,
 ) -> ReconcileResult:
     """The part of every run once the desired state is known: diff, apply, record."""
     before = time.perf_counter()
     plan = diff(desired, actual, scope=scope, members=members)
     planned = time.perf_counter()
-    report = apply_plan(gateway, plan, actual) if not plan.is_empty else ApplyReport()
+    report = apply_plan(gateway, plan, actual, pending) if not plan.is_empty else ApplyReport()
     applied = time.perf_counter()
     return ReconcileResult(
         desired=desired,

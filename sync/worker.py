@@ -25,6 +25,7 @@ import time
 from collections.abc import Callable
 from concurrent.futures import Future
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any, TypeVar
 
 import requests
@@ -35,11 +36,13 @@ from iacs.catalogue import Catalogue, load_catalogue
 from iacs.directory import Directory, DirectoryError, DirectorySnapshot
 from iacs.settings import Settings
 
+from .apply import log_out
 from .feed import Batch, ChangeFeed, CursorFile
 from .gateway import KeycloakGateway, KeycloakUnavailable
 from .incremental import DesiredIndex
 from .keycloak_state import read_actual
 from .model import ActualState, DesiredState
+from .pending_logouts import PendingLogouts
 from .ports import SyncDirectory
 from .reconcile import ReconcileResult, Written, overlay, reconcile, reconcile_people
 
@@ -126,6 +129,8 @@ class SyncWorker:
         )
         self.gateway: KeycloakGateway | None = None
         self.feed = ChangeFeed(directory, CursorFile(settings.sync.cursor_file))
+        self.pending_logouts = PendingLogouts(pending_logouts_path(settings))
+        self.pending_logouts.load()  # an unreadable record stops the start, never forgotten
         self.metrics = metrics or Metrics()
         self.cache: ActualState | None = None
         self._desired: DesiredState | None = None
@@ -162,6 +167,7 @@ class SyncWorker:
             "last_error": self.last_error,
             "cursor": self.feed.cursor,
             "consecutive_failures": self._failures,
+            "pending_logouts": len(self.pending_logouts.load()),
         }
         return self.last_error is None, details
 
@@ -171,7 +177,34 @@ class SyncWorker:
         """One run if there is anything to do (a full one when ``full`` or the feed has a gap).
 
         When a drift check's read of Keycloak has finished, this run is that full reconcile.
+        Then the logouts still owed (a run that failed or was killed between a removal and its
+        logout) are finished, whether or not there was anything else to do.
         """
+        result = self._step(full=full)
+        self.settle_logouts()
+        return result
+
+    def settle_logouts(self) -> int:
+        """Log out everyone the durable record still owes a logout; returns how many were owed.
+
+        A run's own logouts leave the record as they are done; whatever remains is from a run
+        that failed or was killed after its removals, when the retried run plans no logout.
+        """
+        owed = self.pending_logouts.load()
+        if not owed:
+            return 0
+        if self.gateway is None:
+            self.gateway = self.gateway_factory()
+        user_ids = dict(self.cache.user_ids) if self.cache is not None else {}
+        problems = log_out(self.gateway, owed, user_ids, self.pending_logouts)
+        self.metrics.logouts.inc(len(owed))
+        log.warning(
+            "logouts owed by an interrupted run were done",
+            extra={"usernames": sorted(owed)[:20], "problem_list": problems[:20]},
+        )
+        return len(owed)
+
+    def _step(self, *, full: bool) -> ReconcileResult | None:
         nudged = self._nudged.is_set()
         self._nudged.clear()
         batch = self.feed.pending()
@@ -229,6 +262,7 @@ class SyncWorker:
                 actual=self.cache,
                 touched=touched,
                 memo=self._leaves,
+                pending=self.pending_logouts,
             )
         else:
             snapshot = self.directory.snapshot()
@@ -242,6 +276,7 @@ class SyncWorker:
                 self.catalogue,
                 actual=known if full else self.cache,
                 memo=self._leaves,
+                pending=self.pending_logouts,
             )
             self._index = DesiredIndex.of(result.desired)
         self._desired = result.desired
@@ -369,6 +404,12 @@ class SyncWorker:
             extra={"error": self.last_error, "retry_in_seconds": delay, "failures": self._failures},
         )
         self._stop.wait(timeout=delay)
+
+
+def pending_logouts_path(settings: Settings) -> Path:
+    """The record of owed logouts: the setting, or beside the cursor file."""
+    sync = settings.sync
+    return sync.pending_logouts_file or sync.cursor_file.with_suffix(".logouts.json")
 
 
 def _in_background(function: Callable[[], T]) -> Future[T]:

@@ -75,6 +75,7 @@ REQUEST_MAP = {
     "ended_at": "iacsEndedAt",
     "end_reason": "iacsEndReason",
     "recertified_at": "iacsRecertifiedAt",
+    "grant_pending_since": "iacsGrantPending",
 }
 AUDIT_MAP = {
     "id": "iacsAuditId",
@@ -379,6 +380,7 @@ def request_entry(request: Request) -> dict[str, list[str]]:
         ("iacsDecidedAt", request.decided_at),
         ("iacsEndedAt", request.ended_at),
         ("iacsRecertifiedAt", request.recertified_at),
+        ("iacsGrantPending", request.grant_pending_since),
     ):
         if moment is not None:
             entry[attribute] = [to_generalized_time(moment)]
@@ -424,6 +426,7 @@ def request_from(dn: str, attributes: Attributes) -> Request:
         ended_at=_time_or_none(attributes, "iacsEndedAt"),
         end_reason=_read_enum(EndReason, end_reason, dn) if end_reason else None,
         recertified_at=_time_or_none(attributes, "iacsRecertifiedAt"),
+        grant_pending_since=_time_or_none(attributes, "iacsGrantPending"),
     )
 
 

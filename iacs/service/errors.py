@@ -11,7 +11,8 @@ from iacs.policy import Decision, Refusal
 
 
 class ServiceError(Exception):
-    """Base of every refusal; nothing was changed when one is raised."""
+    """Base of every refusal; nothing was changed when one is raised, except where
+    ``Unavailable`` says otherwise in its message (a write whose answer was lost)."""
 
     code = "bad_request"
 
@@ -62,7 +63,12 @@ class Conflict(ServiceError):
 
 
 class Unavailable(ServiceError):
-    """The directory could not be reached; nothing was changed."""
+    """The directory could not be reached; the message says what may have been written.
+
+    Codes: ``directory_unavailable`` (generic), ``decision_outcome_unknown`` (the decision's
+    write got no answer: it may have been recorded) and ``grant_pending`` (an approval was
+    recorded but its effects are not all written: the system completes or undoes it).
+    """
 
     code = "directory_unavailable"
 
