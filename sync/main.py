@@ -41,14 +41,19 @@ def run_once(settings: Settings, progress: bool = False) -> ReconcileResult:
     return result
 
 
-def run_forever(settings: Settings) -> None:
-    """``iacs sync run``: the worker with its HTTP endpoint, until SIGTERM or SIGINT."""
-    configure_logging()
-    worker = SyncWorker(
+def build_worker(settings: Settings) -> SyncWorker:
+    """The production worker: the directory as the sync account, gateways from the settings."""
+    return SyncWorker(
         settings,
         directory=Directory(settings.ldap, account="sync"),
         gateway_factory=lambda: KeycloakGateway.from_settings(settings.keycloak),
     )
+
+
+def run_forever(settings: Settings) -> None:
+    """``iacs sync run``: the worker with its HTTP endpoint, until SIGTERM or SIGINT."""
+    configure_logging()
+    worker = build_worker(settings)
     server = serve(worker, settings.sync.listen)
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: worker.stop())
