@@ -46,6 +46,15 @@ def run_once(settings: Settings, progress: bool = False) -> ReconcileResult:
     return result
 
 
+def build_worker(settings: Settings) -> SyncWorker:
+    """The production worker: the directory as the sync account, gateways from the settings."""
+    return SyncWorker(
+        settings,
+        directory=Directory(settings.ldap, account="sync"),
+        gateway_factory=lambda: KeycloakGateway.from_settings(settings.keycloak),
+    )
+
+
 def run_forever(settings: Settings) -> None:
     """``iacs sync run``: the worker with its HTTP endpoint, until SIGTERM or SIGINT."""
     configure_logging()
@@ -53,11 +62,7 @@ def run_forever(settings: Settings) -> None:
         require_protected(settings.sync.listen, settings.sync.nudge_token)
     except UnprotectedListenAddress as exc:
         raise SettingsError(str(exc)) from None
-    worker = SyncWorker(
-        settings,
-        directory=Directory(settings.ldap, account="sync"),
-        gateway_factory=lambda: KeycloakGateway.from_settings(settings.keycloak),
-    )
+    worker = build_worker(settings)
     server = serve(worker, settings.sync.listen, settings.sync.nudge_token)
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: worker.stop())

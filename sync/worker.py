@@ -33,7 +33,7 @@ from keycloak.exceptions import KeycloakError
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from iacs.catalogue import Catalogue, load_catalogue
-from iacs.directory import Directory, DirectoryError, DirectorySnapshot
+from iacs.directory import DirectoryError, DirectorySnapshot
 from iacs.settings import Settings
 
 from .apply import log_out
@@ -106,14 +106,19 @@ class Metrics:
 
 
 class SyncWorker:
-    """One worker: its connections, its cursor, its cached Keycloak state and its metrics."""
+    """One worker: its connections, its cursor, its cached Keycloak state and its metrics.
+
+    It is handed its directory and a factory of Keycloak gateways (``sync.main.build_worker``
+    builds the production ones); the factory is called again after a Keycloak failure, for a
+    fresh token and session.
+    """
 
     def __init__(
         self,
         settings: Settings,
         *,
-        directory: SyncDirectory | None = None,
-        gateway_factory: Callable[[], KeycloakGateway] | None = None,
+        directory: SyncDirectory,
+        gateway_factory: Callable[[], KeycloakGateway],
         catalogue: Catalogue | None = None,
         metrics: Metrics | None = None,
     ) -> None:
@@ -121,12 +126,8 @@ class SyncWorker:
         self.catalogue = catalogue or load_catalogue(settings.sync.catalogue_file)
         self._leaves: dict = {}
         """Leaf groups already projected with this catalogue (see ``sync.project.project``)."""
-        if directory is None:
-            directory = Directory(settings.ldap, account="sync")
-        self.directory: SyncDirectory = directory
-        self.gateway_factory = gateway_factory or (
-            lambda: KeycloakGateway.from_settings(settings.keycloak)
-        )
+        self.directory = directory
+        self.gateway_factory = gateway_factory
         self.gateway: KeycloakGateway | None = None
         self.feed = ChangeFeed(directory, CursorFile(settings.sync.cursor_file))
         self.pending_logouts = PendingLogouts(pending_logouts_path(settings))

@@ -19,6 +19,7 @@ from pathlib import Path
 
 from keycloak import KeycloakAdmin
 
+from iacs.directory import Directory
 from iacs.settings import load_settings
 from sync.apply import FAULT_INJECTION
 from sync.gateway import KeycloakGateway
@@ -44,7 +45,9 @@ def main(marker: Path) -> None:
             time.sleep(60)
 
     FAULT_INJECTION.before_logout = stop_dead
-    SyncWorker(load_settings(), gateway_factory=gateway).run()
+    settings = load_settings()
+    directory = Directory(settings.ldap, account="sync")
+    SyncWorker(settings, directory=directory, gateway_factory=gateway).run()
 
 
 if __name__ == "__main__":

@@ -42,6 +42,7 @@ from sync.diff import diff
 from sync.feed import CursorFile
 from sync.gateway import KeycloakGateway
 from sync.keycloak_state import read_actual
+from sync.main import build_worker
 from sync.model import ActualState, Plan
 from sync.project import project
 from sync.worker import SyncWorker
@@ -223,7 +224,7 @@ def running(
     servers: Servers, directory: Directory, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> Iterator[RunningWorker]:
     monkeypatch.setattr(worker_module, "MAX_BACKOFF_SECONDS", BACKOFF_CAP_SECONDS)
-    worker = SyncWorker(_settings(servers, servers.slapd, tmp_path / "cursor.json"))
+    worker = build_worker(_settings(servers, servers.slapd, tmp_path / "cursor.json"))
     retries = Retries()
     logging.getLogger("sync.worker").addHandler(retries)
     crashed: list[BaseException] = []
@@ -468,7 +469,12 @@ def test_feed_gap_falls_back_to_a_full_reconcile(
         Directory(slapd.ldap_settings(), bind_dn=slapd.root_dn, password=slapd.root_password)
     )
     reader = Directory(slapd.ldap_settings(), "sync")
-    worker = SyncWorker(_settings(servers, slapd, tmp_path / "cursor.json"), directory=reader)
+    settings = _settings(servers, slapd, tmp_path / "cursor.json")
+    worker = SyncWorker(
+        settings,
+        directory=reader,
+        gateway_factory=lambda: KeycloakGateway.from_settings(settings.keycloak),
+    )
     runs = worker.metrics.runs
 
     def converged() -> ActualState:

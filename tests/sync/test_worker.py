@@ -224,7 +224,11 @@ def test_keycloak_refusing_is_retried_with_backoff_and_the_cursor_waits(
     settings = settings.model_copy(update={"keycloak": keycloak_settings_for(keycloak, realm_name)})
     root = billing("eve")
     root.add_member(end_user(ORG_A, "billing"), "eve")
-    worker = SyncWorker(settings, directory=sync_directory)  # its own client, as in production
+    worker = SyncWorker(  # its own client, as in production
+        settings,
+        directory=sync_directory,
+        gateway_factory=lambda: KeycloakGateway.from_settings(settings.keycloak),
+    )
     thread = threading.Thread(target=worker.run, daemon=True)
     thread.start()
     try:
