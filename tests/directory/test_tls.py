@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import secrets
 import shutil
 import socket
 import ssl
@@ -104,6 +105,8 @@ def test_verified_ldaps_settings_start_in_production_and_plain_ldap_only_in_deve
     for key, value in slapd.settings_env().items():
         monkeypatch.setenv(key, value)
     monkeypatch.setenv("IACS_ENVIRONMENT", "production")
+    for account in ("PORTAL", "SYNC", "KEYCLOAK"):  # production refuses the published dev values
+        monkeypatch.setenv(f"IACS_LDAP__{account}_BIND_PASSWORD", secrets.token_urlsafe(24))
     settings = load_settings()
     assert settings.ldap.url.startswith("ldaps://") and settings.ldap.ca_file == slapd.ca_file
     monkeypatch.setenv("IACS_ENVIRONMENT", "development")
