@@ -37,6 +37,7 @@ from joserfc.errors import InvalidKeyIdError, JoseError
 from joserfc.jwk import KeySet
 
 from approval_portal.limits import refused_too_often
+from approval_portal.mfa import SecondFactorRequired, require_mfa
 from approval_portal.sessions import SIGNED_IN_AT, PortalSessionInterface
 from iacs.settings import Settings
 
@@ -159,8 +160,11 @@ class TokenVerifier:
         )
         try:
             registry.validate(token.claims)
+            require_mfa(token.claims)
         except JoseError as exc:
             raise InvalidToken(f"the bearer token was refused ({exc.error})") from exc
+        except SecondFactorRequired as exc:
+            raise InvalidToken(str(exc)) from exc
         return token.claims
 
     def _decode(self, raw: str, *, force: bool):
@@ -225,6 +229,8 @@ def login():
     client = current_app.extensions["iacs.oauth"]
     settings: Settings = current_app.config["IACS_SETTINGS"]
     redirect_uri = settings.portal.public_url.rstrip("/") + url_for("auth.callback")
+    if request.args.get("reauthenticate"):  # after a sign-in without the second factor it needs
+        return client.authorize_redirect(redirect_uri, prompt="login")
     return client.authorize_redirect(redirect_uri)
 
 
@@ -251,6 +257,11 @@ def callback():
     username = userinfo.get("preferred_username")
     if not userinfo or not isinstance(username, str) or not username:
         abort(400, description="sign-in failed: the identity provider sent no verified ID token")
+    try:
+        require_mfa(userinfo)
+    except SecondFactorRequired as exc:
+        session.clear()
+        abort(403, description=f"{exc} (/auth/login?reauthenticate=1)")
     target = safe_next(session.get("after_login")) or "/"
     start_session(username, userinfo)
     return redirect(target)

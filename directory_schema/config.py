@@ -11,6 +11,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from ldap3.utils.conv import escape_filter_chars
+
 from directory_schema import SERVICE_ACCOUNTS, schema_path
 
 __all__ = [
@@ -162,6 +164,7 @@ def render_slapd_conf(
         "people_dn": _quote(f"ou=people,{base_dn}"),
         "services_dn": _quote(f"ou=services,{base_dn}"),
         "system_dn": _quote(f"ou=system,{base_dn}"),
+        "help_desk_dn": escape_filter_chars(f"cn=help-desk,ou=system,{base_dn}"),
         "audit_dn": _quote(f"ou=audit,{base_dn}"),
         "portal_subtrees": _portal_subtrees(base_dn, portal, sync),
         "password_policy_dn": _quote(password_policy_dn(base_dn)),

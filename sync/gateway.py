@@ -25,6 +25,8 @@ from keycloak.exceptions import KeycloakError
 
 from iacs.settings import KeycloakSettings
 
+from .model import TOP_GROUP
+
 T = TypeVar("T")
 R = TypeVar("R")
 PAGE = 5000
@@ -166,19 +168,46 @@ class KeycloakGateway:
 
     def client_uuid(self, client_id: str) -> str:
         """Keycloak's internal id of an application client (cached)."""
+        self._load_application_roles()
         if client_id not in self._clients:
-            found = self.get("clients", clientId=client_id) or []
-            if not found:
-                raise KeycloakUnavailable(f"client {client_id!r} does not exist in the realm")
-            self._clients[client_id] = found[0]["id"]
+            raise KeycloakUnavailable(
+                f"client {client_id!r}: no role of it may be mapped by the sync client "
+                "(does the client exist, with the catalogue's roles, and is the realm applied?)"
+            )
         return self._clients[client_id]
 
     def client_roles(self, client_id: str) -> dict[str, dict]:
         """The client's roles by name (cached): the representations role mappings need."""
-        if client_id not in self._roles:
-            roles = self.get(f"clients/{self.client_uuid(client_id)}/roles") or []
-            self._roles[client_id] = {role["name"]: role for role in roles}
-        return self._roles[client_id]
+        self._load_application_roles()
+        return self._roles.get(client_id, {})
+
+    def _load_application_roles(self) -> None:
+        """Learn the client roles the sync client may map, with their clients' ids, once.
+
+        The sync client holds no right on clients themselves (reading a client would show its
+        secret: Keycloak guards its roles list with the client's ``view``). It holds
+        ``map-roles`` on the catalogue's clients only, and the one call that lists exactly the
+        roles a delegated administrator may map, with each role's client id, is the admin
+        console's ``ui-ext/available-roles/groups/{id}`` (Keycloak 26.5): asked for the top
+        group, which never carries roles, it lists them all.
+        """
+        if self._roles:
+            return
+        top = self.get(f"group-by-path/{TOP_GROUP}")
+        if not top:
+            return
+        roles: dict[str, dict[str, dict]] = {}
+        for role in self.get_all(f"ui-ext/available-roles/groups/{top['id']}"):
+            # this endpoint names the client's clientId "client" and its internal id "clientId"
+            client_id, client_uuid = role["client"], role["clientId"]
+            self._clients[client_id] = client_uuid
+            roles.setdefault(client_id, {})[role["role"]] = {
+                "id": role["id"],
+                "name": role["role"],
+                "clientRole": True,
+                "containerId": client_uuid,
+            }
+        self._roles = roles
 
     def has_user_federation(self) -> bool:
         """Whether the realm's users come from LDAP (asked once; it decides how to look up).

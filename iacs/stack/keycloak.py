@@ -67,6 +67,11 @@ REALM_CACHE_ENTRIES = 50_000
 managed groups evicts on every full read of the sync worker (measured: 81,000 evictions in
 one read; 52 s -> 42 s with everything cached). docker-compose.yml sets the same value."""
 
+PASSWORD_BLOCKLISTS_DIR = Path(__file__).resolve().parents[2] / "keycloak_config"
+"""Where Keycloak's ``passwordBlacklist(password-blocklist.txt)`` policy finds its list (the
+realm's password policy names it): the project's own copy, given at start as a runtime SPI
+option, so the cached distribution's build stays untouched. docker-compose mounts the same file."""
+
 MINIMUM_JAVA = 17
 """Keycloak 26.5 supports OpenJDK 17, 21 and 25; 17 is what Debian 12 ships."""
 
@@ -406,6 +411,7 @@ def start_keycloak(
         "--cache=local",
         f"--cache-embedded-realms-max-count={REALM_CACHE_ENTRIES}",
         f"--db-url-path={run_dir / 'db'}",
+        f"--spi-password-policy--password-blacklist--blacklists-path={PASSWORD_BLOCKLISTS_DIR}",
         # Narayana's object store defaults to <home>/data, shared by every run: keep it here.
         f"-Dquarkus.transaction-manager.object-store.directory={run_dir / 'transaction-logs'}",
         *extra_args,

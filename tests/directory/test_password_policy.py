@@ -16,6 +16,7 @@ from .test_security import bind_as, change_log_ldif, stored_password
 pytestmark = pytest.mark.servers
 
 CONSTRAINT_VIOLATION = 19
+INSUFFICIENT_ACCESS = 50
 
 
 def test_sec_weak_password_set_through_ldap_is_refused(
@@ -61,3 +62,27 @@ def test_a_password_of_twelve_characters_or_more_is_accepted_and_hashed_with_arg
     assert stored_password(root, target).startswith("{ARGON2}$argon2")
     assert ldap_connect(target, "clear-text-written-by-modify").bound
     assert "clear-text-written-by-modify" not in change_log_ldif(slapd)
+
+
+def test_sec_no_keycloak_admin_call_can_set_a_help_desk_password(
+    directory, ldap_settings, ldap_connect, make_person
+):
+    """A compromised sync host holds Keycloak's user `manage` right (logout needs it, and with it
+    comes reset-password): whatever it asks Keycloak, Keycloak's account cannot write a help-desk
+    password, so the help desk cannot be taken over by a reset. Others' passwords it still sets."""
+    make_person("desk-person", password="the-operators-password")
+    make_person("plain-person", password="the-first-password")
+    desk = directory.tree.person("desk-person")
+    root = ldap_connect()
+    root.modify(directory.tree.help_desk, {"member": [(ldap3.MODIFY_ADD, [desk])]})
+    assert root.result["result"] == 0, root.result
+    keycloak = bind_as(ldap_connect, ldap_settings, "keycloak")
+    keycloak.extend.standard.modify_password(desk, new_password="an-attackers-passphrase")
+    assert keycloak.result["result"] == INSUFFICIENT_ACCESS, keycloak.result
+    keycloak.modify(desk, {"userPassword": [(ldap3.MODIFY_REPLACE, ["an-attackers-passphrase"])]})
+    assert keycloak.result["result"] == INSUFFICIENT_ACCESS, keycloak.result
+    assert ldap_connect(desk, "the-operators-password").bound
+    assert not ldap_connect(desk, "an-attackers-passphrase").bound
+    plain = directory.tree.person("plain-person")
+    keycloak.extend.standard.modify_password(plain, new_password="a-good-new-passphrase")
+    assert keycloak.result["result"] == 0, keycloak.result
