@@ -18,10 +18,11 @@ from flask import Flask
 from pydantic import SecretStr
 
 from approval_portal import create_app
-from iacs.directory import Directory
+from iacs.directory import Account, Directory
 from iacs.enrollment import FileEnrollmentSource
 from iacs.service import AccessService, ServiceConfig
 from iacs.settings import Settings
+from sync.gateway import KeycloakGateway
 
 log = logging.getLogger("iacs.wiring")
 
@@ -50,6 +51,17 @@ def build_service(
     if recover:
         service.recovery = ApprovalRecovery(service).start()  # stop() ends it (tests)
     return service
+
+
+def check_directory(settings: Settings, account: Account = "portal") -> None:
+    """Bind as ``account`` once, so a command fails at start with the directory's typed error."""
+    with Directory(settings.ldap, account=account) as directory:
+        directory.check()
+
+
+def check_keycloak(settings: Settings) -> None:
+    """Sign in as the sync client once, so ``iacs sync run`` fails at start, not in its loop."""
+    KeycloakGateway.from_settings(settings.keycloak).check()
 
 
 def build_portal(settings: Settings) -> Flask:

@@ -20,29 +20,32 @@ from .gateway import KeycloakGateway
 from .http import UnprotectedListenAddress, require_protected, serve
 from .logs import configure_logging
 from .pending_logouts import PendingLogouts
-from .reconcile import ReconcileResult, reconcile
+from .reconcile import ReconcileProgress, ReconcileResult, reconcile
 from .worker import SyncWorker, pending_logouts_path
 
 log = logging.getLogger("sync.worker")
 
 
-def run_once(settings: Settings, progress: bool = False) -> ReconcileResult:
-    """One full reconcile (``iacs sync once``); the change-feed cursor is left alone."""
-    configure_logging(logging.INFO if progress else logging.WARNING)
+def run_once(settings: Settings, progress: ReconcileProgress | None = None) -> ReconcileResult:
+    """One full reconcile (``iacs sync once``); the change-feed cursor is left alone.
+
+    ``progress`` (the command's bar) is told of each stage and each request to Keycloak.
+    """
+    configure_logging(logging.WARNING)
     catalogue = load_catalogue(settings.sync.catalogue_file)
     with Directory(settings.ldap, account="sync") as directory:
         started = time.perf_counter()
+        if progress is not None:
+            progress.stage("read the directory")
         snapshot = directory.snapshot()
         read_directory = time.perf_counter() - started
         gateway = KeycloakGateway.from_settings(settings.keycloak)
         pending = PendingLogouts(pending_logouts_path(settings))
-        result = reconcile(gateway, snapshot, catalogue, pending=pending)
+        result = reconcile(gateway, snapshot, catalogue, pending=pending, progress=progress)
         if pending.load():
             log_out(gateway, pending.load(), dict(result.after.user_ids), pending)
     result.timings = {"snapshot": read_directory, **result.timings}
     result.timings["total"] += read_directory
-    if progress:
-        log.info("sync once done", extra=result.summary())
     return result
 
 
