@@ -22,7 +22,7 @@ from iacs.settings import Settings, SettingsError, load_settings
 from iacs.stack.local import run_dev_stack
 from iacs.stack.process import ServerStartError
 from iacs.stack.slapd import serve_foreground
-from iacs.wiring import build_portal, build_service, check_directory, check_keycloak
+from iacs.wiring import build_portal, build_service, check_directory
 from keycloak_config.apply import apply_from_settings
 from sync.main import run_forever, run_once
 from sync.reconcile import ReconcileResult
@@ -158,10 +158,7 @@ def summary_line(result: ReconcileResult) -> str:
 @sync.command("run")
 def sync_run() -> None:
     """Follow the directory's change feed and reconcile periodically, until stopped."""
-    settings = _settings()
-    check_directory(settings, "sync")  # a wrong URL, password or secret: one line, at start
-    check_keycloak(settings)
-    run_forever(settings)
+    run_forever(_settings())  # checks both servers at start: a failure is one line
 
 
 @main.group()

@@ -22,7 +22,6 @@ from iacs.directory import Account, Directory
 from iacs.enrollment import FileEnrollmentSource
 from iacs.service import AccessService, ServiceConfig
 from iacs.settings import Settings
-from sync.gateway import KeycloakGateway
 
 log = logging.getLogger("iacs.wiring")
 
@@ -57,11 +56,6 @@ def check_directory(settings: Settings, account: Account = "portal") -> None:
     """Bind as ``account`` once, so a command fails at start with the directory's typed error."""
     with Directory(settings.ldap, account=account) as directory:
         directory.check()
-
-
-def check_keycloak(settings: Settings) -> None:
-    """Sign in as the sync client once, so ``iacs sync run`` fails at start, not in its loop."""
-    KeycloakGateway.from_settings(settings.keycloak).check()
 
 
 def build_portal(settings: Settings) -> Flask:

@@ -58,6 +58,18 @@ def build_worker(settings: Settings) -> SyncWorker:
     )
 
 
+def check_servers(settings: Settings) -> None:
+    """Bind as the sync account and sign in as the sync client once, before the worker starts.
+
+    The worker itself rides out a server that goes away (it retries); a wrong URL, password
+    or secret at start is an operator's mistake, raised here as the typed error for
+    ``iacs.cli_errors`` to put in one line.
+    """
+    with Directory(settings.ldap, account="sync") as directory:
+        directory.check()
+    KeycloakGateway.from_settings(settings.keycloak).check()
+
+
 def run_forever(settings: Settings) -> None:
     """``iacs sync run``: the worker with its HTTP endpoint, until SIGTERM or SIGINT."""
     configure_logging()
@@ -65,6 +77,7 @@ def run_forever(settings: Settings) -> None:
         require_protected(settings.sync.listen, settings.sync.nudge_token)
     except UnprotectedListenAddress as exc:
         raise SettingsError(str(exc)) from None
+    check_servers(settings)
     worker = build_worker(settings)
     server = serve(worker, settings.sync.listen, settings.sync.nudge_token)
     for signum in (signal.SIGTERM, signal.SIGINT):
