@@ -143,3 +143,14 @@ def test_sync_once_draws_progress_and_prints_one_summary_line(slapd, applied_rea
     assert len(lines) == 1 and lines[0].startswith("sync once: "), result.stdout
     assert "read Keycloak" in result.stderr  # the bar's stages, on stderr only
     assert "read Keycloak" not in result.stdout
+
+
+def test_a_bad_admin_password_names_the_admin_and_the_setting(keycloak, stack_env):
+    env = stack_env(
+        IACS_KEYCLOAK__URL=keycloak.url,
+        IACS_KEYCLOAK__ADMIN_USERNAME=keycloak.admin_username,
+        IACS_KEYCLOAK__ADMIN_PASSWORD="not-the-admin-password",
+    )
+    line = one_line(run_iacs("keycloak", "apply", "--dry-run", "--no-federation", env=env))
+    assert f"Keycloak at {keycloak.url} answered 401 for admin {keycloak.admin_username}" in line
+    assert "IACS_KEYCLOAK__ADMIN_PASSWORD" in line
