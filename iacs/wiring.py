@@ -18,7 +18,7 @@ from flask import Flask
 from pydantic import SecretStr
 
 from approval_portal import create_app
-from iacs.directory import Directory
+from iacs.directory import Account, Directory
 from iacs.enrollment import FileEnrollmentSource
 from iacs.service import AccessService, ServiceConfig
 from iacs.settings import Settings
@@ -50,6 +50,12 @@ def build_service(
     if recover:
         service.recovery = ApprovalRecovery(service).start()  # stop() ends it (tests)
     return service
+
+
+def check_directory(settings: Settings, account: Account = "portal") -> None:
+    """Bind as ``account`` once, so a command fails at start with the directory's typed error."""
+    with Directory(settings.ldap, account=account) as directory:
+        directory.check()
 
 
 def build_portal(settings: Settings) -> Flask:

@@ -95,6 +95,8 @@ class KeycloakGateway:
         self._federated: bool | None = None
         self._base = str(admin.connection.base_url).rstrip("/") + "/"
         self._http = _http_pool(self._base, max(workers, READ_WORKERS))
+        self.on_request: Callable[[], None] | None = None
+        """Called after each admin-API request (``iacs sync once``'s progress bar counts them)."""
 
     @classmethod
     def from_settings(cls, settings: KeycloakSettings, workers: int = 8) -> KeycloakGateway:
@@ -112,6 +114,14 @@ class KeycloakGateway:
         )
         _read_environment_once(admin, server_url)
         return cls(admin, workers=workers)
+
+    def check(self) -> None:
+        """Sign in and read one user now, so a command fails at start on a wrong URL or secret.
+
+        The error is the gateway's usual ``KeycloakUnavailable`` (caused by python-keycloak's
+        error, with its HTTP status) for ``iacs.cli_errors`` to name.
+        """
+        self.get("users", first=0, max=1, briefRepresentation="true")
 
     @property
     def total_writes(self) -> int:
@@ -139,6 +149,8 @@ class KeycloakGateway:
                 response = self._http.request("GET", url, fields=fields, headers=connection.headers)
         except (KeycloakError, urllib3.exceptions.HTTPError) as exc:
             raise KeycloakUnavailable(f"GET {path}: {exc}") from exc
+        if self.on_request is not None:
+            self.on_request()
         if response.status == 404:
             return None
         if response.status >= 400:
@@ -257,3 +269,6 @@ class KeycloakGateway:
             if status is None or status >= 500:
                 raise KeycloakUnavailable(f"{kind}: {exc}") from exc
             raise
+        finally:
+            if self.on_request is not None:
+                self.on_request()

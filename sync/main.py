@@ -20,29 +20,32 @@ from .gateway import KeycloakGateway
 from .http import UnprotectedListenAddress, require_protected, serve
 from .logs import configure_logging
 from .pending_logouts import PendingLogouts
-from .reconcile import ReconcileResult, reconcile
+from .reconcile import ReconcileProgress, ReconcileResult, reconcile
 from .worker import SyncWorker, pending_logouts_path
 
 log = logging.getLogger("sync.worker")
 
 
-def run_once(settings: Settings, progress: bool = False) -> ReconcileResult:
-    """One full reconcile (``iacs sync once``); the change-feed cursor is left alone."""
-    configure_logging(logging.INFO if progress else logging.WARNING)
+def run_once(settings: Settings, progress: ReconcileProgress | None = None) -> ReconcileResult:
+    """One full reconcile (``iacs sync once``); the change-feed cursor is left alone.
+
+    ``progress`` (the command's bar) is told of each stage and each request to Keycloak.
+    """
+    configure_logging(logging.WARNING)
     catalogue = load_catalogue(settings.sync.catalogue_file)
     with Directory(settings.ldap, account="sync") as directory:
         started = time.perf_counter()
+        if progress is not None:
+            progress.stage("read the directory")
         snapshot = directory.snapshot()
         read_directory = time.perf_counter() - started
         gateway = KeycloakGateway.from_settings(settings.keycloak)
         pending = PendingLogouts(pending_logouts_path(settings))
-        result = reconcile(gateway, snapshot, catalogue, pending=pending)
+        result = reconcile(gateway, snapshot, catalogue, pending=pending, progress=progress)
         if pending.load():
             log_out(gateway, pending.load(), dict(result.after.user_ids), pending)
     result.timings = {"snapshot": read_directory, **result.timings}
     result.timings["total"] += read_directory
-    if progress:
-        log.info("sync once done", extra=result.summary())
     return result
 
 
@@ -55,6 +58,18 @@ def build_worker(settings: Settings) -> SyncWorker:
     )
 
 
+def check_servers(settings: Settings) -> None:
+    """Bind as the sync account and sign in as the sync client once, before the worker starts.
+
+    The worker itself rides out a server that goes away (it retries); a wrong URL, password
+    or secret at start is an operator's mistake, raised here as the typed error for
+    ``iacs.cli_errors`` to put in one line.
+    """
+    with Directory(settings.ldap, account="sync") as directory:
+        directory.check()
+    KeycloakGateway.from_settings(settings.keycloak).check()
+
+
 def run_forever(settings: Settings) -> None:
     """``iacs sync run``: the worker with its HTTP endpoint, until SIGTERM or SIGINT."""
     configure_logging()
@@ -62,6 +77,7 @@ def run_forever(settings: Settings) -> None:
         require_protected(settings.sync.listen, settings.sync.nudge_token)
     except UnprotectedListenAddress as exc:
         raise SettingsError(str(exc)) from None
+    check_servers(settings)
     worker = build_worker(settings)
     server = serve(worker, settings.sync.listen, settings.sync.nudge_token)
     for signum in (signal.SIGTERM, signal.SIGINT):

@@ -7,6 +7,7 @@ import json
 import time
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
+from typing import Protocol
 
 from iacs.catalogue import Catalogue
 from iacs.directory import DirectorySnapshot
@@ -19,6 +20,16 @@ from .keycloak_state import read_actual
 from .model import ActualGroup, ActualState, DesiredState, Plan
 from .pending_logouts import PendingLogouts
 from .project import project
+
+
+class ReconcileProgress(Protocol):
+    """Told how a long reconcile goes (``iacs sync once`` draws a bar from it)."""
+
+    def stage(self, name: str, total: int | None = None) -> None:
+        """A stage begins; ``total`` is how many requests it will make, when known."""
+
+    def advance(self, count: int = 1) -> None:
+        """``count`` more requests of the current stage are done."""
 
 
 @dataclass
@@ -159,22 +170,39 @@ def reconcile(
     actual: ActualState | None = None,
     memo: dict | None = None,
     pending: PendingLogouts | None = None,
+    progress: ReconcileProgress | None = None,
 ) -> ReconcileResult:
     """Make Keycloak's managed subtree match the snapshot; a second call writes nothing.
 
     ``actual`` is the state Keycloak is known to be in (the worker's cache after its last
     apply); without it Keycloak is read in full. ``memo`` is passed to ``project``; ``pending``
-    to ``apply_plan`` (the durable record of owed logouts).
+    to ``apply_plan`` (the durable record of owed logouts); ``progress`` is told of each
+    request to Keycloak.
     """
     started = time.perf_counter()
     desired = project(snapshot, catalogue, memo)
     projected = time.perf_counter()
-    if actual is None:
-        actual = read_actual(gateway)
-    stages = {"project": projected - started, "read": time.perf_counter() - projected}
-    return _diff_and_apply(
-        gateway, desired, actual, desired.members_of(), None, started, stages, pending
-    )
+    if progress is not None:
+        gateway.on_request = progress.advance
+    try:
+        if actual is None:
+            if progress is not None:
+                progress.stage("read Keycloak")
+            actual = read_actual(gateway)
+        stages = {"project": projected - started, "read": time.perf_counter() - projected}
+        return _diff_and_apply(
+            gateway,
+            desired,
+            actual,
+            desired.members_of(),
+            None,
+            started,
+            stages,
+            pending,
+            progress,
+        )
+    finally:
+        gateway.on_request = None
 
 
 def reconcile_people(
@@ -212,11 +240,14 @@ def _diff_and_apply(
     started: float,
     stages: dict[str, float],
     pending: PendingLogouts | None = None,
+    progress: ReconcileProgress | None = None,
 ) -> ReconcileResult:
     """The part of every run once the desired state is known: diff, apply, record."""
     before = time.perf_counter()
     plan = diff(desired, actual, scope=scope, members=members)
     planned = time.perf_counter()
+    if progress is not None:  # about one request per change (lookups of new members aside)
+        progress.stage("write Keycloak", total=sum(plan.summary().values()))
     report = apply_plan(gateway, plan, actual, pending) if not plan.is_empty else ApplyReport()
     applied = time.perf_counter()
     return ReconcileResult(

@@ -181,9 +181,10 @@ class ConnectionPool:
                 raise BindFailed(
                     f"cannot bind as {self._label}: {result.get('description', 'error')}",
                     result_code=result.get("result"),
+                    dn=self._bind_dn,
                 )
         except LDAPBindError as exc:
-            raise BindFailed(f"cannot bind as {self._label}: {exc}") from exc
+            raise BindFailed(f"cannot bind as {self._label}: {exc}", dn=self._bind_dn) from exc
         return connection
 
     @staticmethod

@@ -85,6 +85,14 @@ class Directory(OrganizationStore, RecordStore):
     ) -> None:
         self.close()
 
+    def check(self) -> None:
+        """Bind and ask Who-am-I now; raise ``BindFailed`` or ``DirectoryUnavailable`` if not.
+
+        For a command's start: a wrong URL or password is reported before any work begins,
+        not from inside the first request or the first pass.
+        """
+        self._pool.who_am_i()
+
     def ping(self) -> bool:
         """True when slapd answers a Who-am-I as this account (for health checks)."""
         try:

@@ -2,8 +2,9 @@
 
 ``iacs dev`` (``make demo``) runs this. The portal and the sync worker run as the same CLI
 commands a deployment runs (``iacs portal serve``, ``iacs sync run``), configured through the
-same ``IACS_*`` variables, which are also written to ``<run-dir>/env`` so a second shell can
-``set -a; . var/dev/env; set +a`` and use ``iacs sync once`` or ``iacs keycloak apply``.
+same ``IACS_*`` variables, which are also written to ``<run-dir>/env`` (shell-quoted) so a
+second shell can ``set -a; . var/dev/env; set +a`` and use ``iacs sync once`` or
+``iacs keycloak apply``.
 From a checkout, the sample PQRI and PS&R applications (``examples/pqri_psr_app``) run too.
 """
 
@@ -12,11 +13,12 @@ from __future__ import annotations
 import functools
 import os
 import secrets
+import shlex
 import shutil
 import signal
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -174,6 +176,15 @@ def start_example_apps(stack: LocalStack) -> dict[str, str]:
     return urls
 
 
+def shell_env_file(env: Mapping[str, str]) -> str:
+    """``NAME=value`` lines a POSIX shell can source (``set -a; . file; set +a``).
+
+    Each value is quoted with ``shlex.quote``: the settings hold JSON (quotes, braces, spaces)
+    and generated secrets, which unquoted would be split, globbed or expanded by the shell.
+    """
+    return "".join(f"{name}={shlex.quote(value)}\n" for name, value in env.items())
+
+
 def run_dev_stack(run_dir: Path, *, portal_port: int = 5000, demo: bool = True) -> None:
     """Start everything, print how to sign in, and wait for Ctrl-C."""
     if run_dir.exists():
@@ -181,9 +192,7 @@ def run_dev_stack(run_dir: Path, *, portal_port: int = 5000, demo: bool = True) 
     portal_url = f"http://127.0.0.1:{portal_port}"
     stack = start_servers(run_dir, portal_url=portal_url)
     try:
-        (run_dir / "env").write_text(
-            "".join(f"{k}={v}\n" for k, v in settings_to_env(stack.settings).items())
-        )
+        (run_dir / "env").write_text(shell_env_file(settings_to_env(stack.settings)))
         if demo:
             _seed_demo(stack)
         sync = start_cli_process(stack, "sync", "sync", "run")
