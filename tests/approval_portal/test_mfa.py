@@ -21,8 +21,8 @@ from urllib.parse import parse_qs, urlencode, urljoin, urlsplit
 import pyotp
 import pytest
 import requests
-from sync.catalogue import load_catalogue
 
+from iacs.catalogue import load_catalogue
 from sync.gateway import KeycloakGateway
 from sync.reconcile import reconcile
 from tests.approval_portal.conftest import PASSWORD, PORTAL_URL, Portal

@@ -7,8 +7,7 @@ others' access, and on no other.
 
 from __future__ import annotations
 
-from sync.catalogue import load_catalogue
-
+from iacs.catalogue import load_catalogue
 from sync.project import MFA_ATTRIBUTE, MFA_REQUIRED, project
 
 from .factories import (
