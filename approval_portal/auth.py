@@ -68,8 +68,10 @@ def init_app(
             issuer=settings.keycloak.issuer,
             audience=settings.keycloak.portal_client_id,
             jwks=keys,
+            second_factor_required=settings.portal.second_factor_required,
         )
     app.extensions["iacs.tokens"] = token_verifier
+    app.extensions["iacs.second_factor_required"] = settings.portal.second_factor_required
     app.register_blueprint(blueprint)
 
 
@@ -131,12 +133,18 @@ class TokenVerifier:
     """Verifies access tokens the realm issued to the portal client, against the realm's JWKS."""
 
     def __init__(
-        self, issuer: str, audience: str, jwks: Callable[[bool], dict], leeway: int = 30
+        self,
+        issuer: str,
+        audience: str,
+        jwks: Callable[[bool], dict],
+        leeway: int = 30,
+        second_factor_required: bool = True,
     ) -> None:
         self.issuer = issuer
         self.audience = audience
         self.jwks = jwks
         self.leeway = leeway
+        self.second_factor_required = second_factor_required
 
     def verify(self, raw: str) -> dict[str, Any]:
         if not raw or len(raw) > 8192 or raw.count(".") != 2:
@@ -160,7 +168,8 @@ class TokenVerifier:
         )
         try:
             registry.validate(token.claims)
-            require_mfa(token.claims)
+            if self.second_factor_required:
+                require_mfa(token.claims)
         except JoseError as exc:
             raise InvalidToken(f"the bearer token was refused ({exc.error})") from exc
         except SecondFactorRequired as exc:
@@ -258,7 +267,8 @@ def callback():
     if not userinfo or not isinstance(username, str) or not username:
         abort(400, description="sign-in failed: the identity provider sent no verified ID token")
     try:
-        require_mfa(userinfo)
+        if current_app.extensions["iacs.second_factor_required"]:
+            require_mfa(userinfo)
     except SecondFactorRequired as exc:
         session.clear()
         abort(403, description=f"{exc} (/auth/login?reauthenticate=1)")

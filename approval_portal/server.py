@@ -44,16 +44,20 @@ def serve(
     port: int,
     workers: int,
     threads: int,
+    preflight: Callable[[], None] | None = None,
 ) -> None:
     """Run until SIGTERM or SIGINT; ``build_app`` (from the composition root) runs per process.
 
-    The portal's secrets and session store are checked first, before any fork, so a bad start
-    fails once with the setting named.
+    The portal's secrets and session store are checked first, then ``preflight`` (the
+    composition root's check of the servers), before any fork: a bad start fails once, with
+    the setting or the server named.
     """
     try:
         check_settings(settings)
     except (MissingSecret, StoreNotConfigured) as exc:
         raise SettingsError(f"the portal cannot start: {exc}") from None
+    if preflight is not None:
+        preflight()
     PortalServer(
         build_app,
         {

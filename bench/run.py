@@ -216,6 +216,8 @@ class Bench:
                 "IACS_KEYCLOAK__PORTAL_CLIENT_SECRET": self.secrets["portal_client"],
                 "IACS_PORTAL__SECRET_KEY": self.secrets["portal_key"],
                 "IACS_PORTAL__SESSION_COOKIE_SECURE": "false",
+                # The load generator signs officials in with the password grant (no TOTP).
+                "IACS_PORTAL__SECOND_FACTOR_REQUIRED": "false",
                 "IACS_SYNC__CURSOR_FILE": str(self.run_dir / "sync-cursor.json"),
             }
         )

@@ -174,10 +174,11 @@ def portal() -> None:
 def portal_serve(host: str, port: int, workers: int, threads: int) -> None:
     """Serve the portal with gunicorn (processes x threads; put a TLS proxy in front of it)."""
     settings = _settings()  # validated before any process starts
-    check_directory(settings, "portal")  # a wrong URL or password: one line, before the fork
     serve_portal(
         lambda: build_portal(settings),
         settings=settings,
+        # a wrong URL or password: one line, before the fork
+        preflight=lambda: check_directory(settings, "portal"),
         host=host,
         port=port,
         workers=workers,

@@ -123,6 +123,10 @@ class PortalSettings(_Section):
     """ORG-7: provider types that may not register at this time."""
     sync_nudge_url: str | None = None
     """Optional URL of the sync worker's nudge endpoint, called after each decision."""
+    second_factor_required: bool = True
+    """Refuse a sign-in or bearer token of a person who must pass a second factor and did not
+    (``approval_portal.mfa``). Only a development stack may turn it off: the benchmarks' load
+    generator signs officials in with the password grant."""
     session_store_url: SecretStr | None = None
     """``redis://:<password>@host:port/db`` (or ``rediss://``) of the Redis every portal process
     shares for sessions and rate limits; the portal refuses to start without it."""
@@ -196,6 +200,10 @@ class Settings(BaseSettings):
     def _fail_closed_outside_development(self) -> Settings:
         if self.environment == "development":
             return self
+        if not self.portal.second_factor_required:
+            raise ValueError(
+                "IACS_PORTAL__SECOND_FACTOR_REQUIRED may be false only in the development stack"
+            )
         published = development_secret_values()
         refused = []
         for section_name, section in _sections(self):

@@ -45,6 +45,8 @@ def stack_env(tmp_path) -> Callable[..., dict[str, str]]:
         env = settings_to_env(settings)
         env["IACS_SYNC__LISTEN"] = f"127.0.0.1:{free_port()}"
         env["IACS_SYNC__CURSOR_FILE"] = str(tmp_path / "cursor.json")
+        # Set, never reached: the portal checks its settings, then the directory, then Redis.
+        env["IACS_PORTAL__SESSION_STORE_URL"] = "redis://127.0.0.1:1/0"
         return {**env, **overrides}
 
     return make

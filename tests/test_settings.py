@@ -72,3 +72,14 @@ def test_a_session_store_that_is_not_redis_is_refused(monkeypatch: pytest.Monkey
     monkeypatch.setenv("IACS_PORTAL__SESSION_STORE_URL", "memory://")
     with pytest.raises(SettingsError, match="IACS_PORTAL__SESSION_STORE_URL"):
         load_settings()
+
+
+def test_sec_second_factor_can_be_turned_off_only_in_development(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("IACS_PORTAL__SECOND_FACTOR_REQUIRED", "false")
+    monkeypatch.setenv("IACS_ENVIRONMENT", "production")
+    with pytest.raises(SettingsError, match="IACS_PORTAL__SECOND_FACTOR_REQUIRED"):
+        load_settings()
+    monkeypatch.setenv("IACS_ENVIRONMENT", "development")
+    assert load_settings().portal.second_factor_required is False
