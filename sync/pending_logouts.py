@@ -30,11 +30,11 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import json
-import os
-import tempfile
 from collections.abc import Iterable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
+
+from .feed import write_durably
 
 
 class PendingLogouts:
@@ -94,18 +94,4 @@ class PendingLogouts:
         payload = json.dumps(
             {"usernames": sorted(names), "saved_at": datetime.now(UTC).isoformat()}
         )
-        fd, temporary = tempfile.mkstemp(prefix=".logouts-", dir=self.path.parent)
-        try:
-            with os.fdopen(fd, "w", encoding="utf-8") as handle:
-                handle.write(payload)
-                handle.flush()
-                os.fsync(handle.fileno())
-            os.replace(temporary, self.path)
-        except BaseException:
-            Path(temporary).unlink(missing_ok=True)
-            raise
-        directory = os.open(self.path.parent, os.O_RDONLY)
-        try:
-            os.fsync(directory)
-        finally:
-            os.close(directory)
+        write_durably(self.path, payload)
