@@ -1,7 +1,9 @@
-"""One attribute map per domain type, and the conversions between entries and dataclasses.
+"""One codec per domain type: the one map, field -> (attribute, kind of value), that writes
+an entry and reads it back (as Canaille's ``attribute_map`` does).
 
 Domain types stay LDAP-free (``iacs.domain``); this module is the only place that knows which
-LDAP attribute holds which field. Entries are read as ``{lower-case attribute: [str, ...]}``.
+LDAP attribute holds which field; the attribute lists the searches ask for come from the same
+codecs. Entries are read as ``{lower-case attribute: [str, ...]}``.
 Values are checked before writing (enumerations, lengths, no empty strings), because OpenLDAP
 does not enforce the ``{n}`` bounds of the schema.
 """
@@ -9,10 +11,11 @@ does not enforce the ``{n}`` bounds of the schema.
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import StrEnum
-from typing import Literal, TypeVar, cast
+from typing import Any, Generic, Literal, Protocol, TypeVar, cast
 
 from iacs.directory.dn import Tree
 from iacs.directory.errors import InvalidEntry
@@ -34,69 +37,8 @@ from iacs.domain import (
 Attributes = dict[str, list[str]]
 """An entry's attributes as read: lower-case names, string values."""
 
-PERSON_MAP = {"username": "uid", "display_name": "displayName", "email": "mail"}
-ORGANIZATION_MAP = {
-    "id": "ou",
-    "name": "displayName",
-    "identifier": "iacsIdentifier",
-    "provider_type": "iacsProviderType",
-    "status": "iacsStatus",
-    "address": "postalAddress",
-    "phone": "telephoneNumber",
-}
-USER_GROUP_MAP = {
-    "id": "cn",
-    "organization_id": "iacsOrganizationId",
-    "name": "displayName",
-    "description": "description",
-    "status": "iacsStatus",
-}
-SURROGATE_GROUP_MAP = {
-    "id": "cn",
-    "name": "displayName",
-    "description": "description",
-    "status": "iacsStatus",
-    "associated_organizations": "iacsAssociatedOrganization",
-}
-REQUEST_MAP = {
-    "id": "iacsRequestId",
-    "kind": "iacsRequestKind",
-    "requester": "iacsRequester",
-    "created_at": "iacsCreatedAt",
-    "expires_at": "iacsExpiresAt",
-    "organization_id": "iacsOrganizationId",
-    "group_id": "iacsGroupId",
-    "surrogate_group_id": "iacsSurrogateGroupId",
-    "status": "iacsRequestStatus",
-    "decided_by": "iacsDecidedBy",
-    "decided_at": "iacsDecidedAt",
-    "reason": "iacsReason",
-    "details": "iacsDetails",
-    "ended_at": "iacsEndedAt",
-    "end_reason": "iacsEndReason",
-    "recertified_at": "iacsRecertifiedAt",
-    "grant_pending_since": "iacsGrantPending",
-}
-AUDIT_MAP = {
-    "id": "iacsAuditId",
-    "at": "iacsAt",
-    "actor": "iacsActor",
-    "action": "iacsAction",
-    "outcome": "iacsOutcome",
-    "organization_id": "iacsOrganizationId",
-    "group_id": "iacsGroupId",
-    "surrogate_group_id": "iacsSurrogateGroupId",
-    "request_id": "iacsRequestId",
-    "subject": "iacsSubject",
-    "detail": "iacsDetail",
-}
-
-PERSON_ATTRIBUTES = ("uid", "cn", "sn", "displayName", "mail")
-ORGANIZATION_ATTRIBUTES = tuple(ORGANIZATION_MAP.values())
-USER_GROUP_ATTRIBUTES = tuple(USER_GROUP_MAP.values())
-SURROGATE_GROUP_ATTRIBUTES = tuple(SURROGATE_GROUP_MAP.values())
-REQUEST_ATTRIBUTES = tuple(REQUEST_MAP.values())
-AUDIT_ATTRIBUTES = tuple(AUDIT_MAP.values())
+# The maps (``*_MAP``: field -> attribute) and the attributes to read (``*_ATTRIBUTES``) are
+# derived from the codecs below, which are the one definition of each type's entry.
 
 MAX_LENGTH = {
     "uid": 256,
@@ -132,6 +74,7 @@ MAX_LENGTH = {
 """Upper bounds on value length (characters), as in directory_schema/iacs.schema."""
 
 E = TypeVar("E", bound=StrEnum)
+T = TypeVar("T")
 
 
 # -- values ------------------------------------------------------------------------------
@@ -221,82 +164,311 @@ def first(attributes: Mapping[str, Sequence[str]], name: str, default: str = "")
     return values[0] if values else default
 
 
-def _time_or_none(attributes: Attributes, name: str) -> datetime | None:
-    value = first(attributes, name)
-    return from_generalized_time(value) if value else None
-
-
 def _put(entry: dict[str, list[str]], attribute: str, value: str) -> None:
     """Set ``attribute`` when ``value`` is not empty (LDAP has no empty strings)."""
     if value:
         entry[attribute] = [checked(attribute, value)]
 
 
-# -- people ------------------------------------------------------------------------------
+def _values(attributes: Mapping[str, Sequence[str]], attribute: str) -> Sequence[str]:
+    return attributes.get(attribute.lower(), ())
 
 
-def person_entry(person: Person) -> dict[str, list[str]]:
-    """An inetOrgPerson for ``person``, shaped as Keycloak's federation writes one.
+# -- how one field is held: each kind of value both ways ------------------------------------
 
-    ``givenName``/``sn`` are the first and last names Keycloak maps; ``cn`` is the full name.
-    Without ``givenName`` Keycloak would stop the person at an "update profile" page.
-    """
-    username = checked("uid", person.username)
+
+class Value(Protocol):
+    """How one field's value is written to its attribute and read back."""
+
+    def encode(self, attribute: str, value: Any, tree: Tree | None) -> list[str]:
+        """The attribute's values (none: the attribute is left out)."""
+        ...
+
+    def decode(self, attribute: str, attributes: Attributes, dn: str, tree: Tree | None) -> Any:
+        """The field's value from the entry's attributes."""
+        ...
+
+
+@dataclass(frozen=True)
+class Text:
+    """A string; ``required``: it may not be empty; ``fallback``: read from that attribute when
+    the field's own is absent."""
+
+    required: bool = False
+    fallback: str = ""
+
+    def encode(self, attribute: str, value: Any, tree: Tree | None) -> list[str]:
+        return [checked(attribute, value)] if value or self.required else []
+
+    def decode(self, attribute: str, attributes: Attributes, dn: str, tree: Tree | None) -> str:
+        value = first(attributes, attribute)
+        return value or (first(attributes, self.fallback) if self.fallback else "")
+
+
+@dataclass(frozen=True)
+class Choice(Generic[E]):
+    """A member of an enumeration, written as its value; ``optional``: None when absent."""
+
+    kind: type[E]
+    optional: bool = False
+
+    def encode(self, attribute: str, value: Any, tree: Tree | None) -> list[str]:
+        if value is None and self.optional:
+            return []
+        return [enum_value(self.kind, value, attribute)]
+
+    def decode(
+        self, attribute: str, attributes: Attributes, dn: str, tree: Tree | None
+    ) -> E | None:
+        value = first(attributes, attribute)
+        if not value and self.optional:
+            return None
+        return _read_enum(self.kind, value, dn)
+
+
+@dataclass(frozen=True)
+class Moment:
+    """A datetime as GeneralizedTime in UTC; ``optional``: None when absent."""
+
+    optional: bool = False
+
+    def encode(self, attribute: str, value: Any, tree: Tree | None) -> list[str]:
+        if value is None and self.optional:
+            return []
+        return [to_generalized_time(value)]
+
+    def decode(
+        self, attribute: str, attributes: Attributes, dn: str, tree: Tree | None
+    ) -> datetime | None:
+        value = first(attributes, attribute)
+        if not value and self.optional:
+            return None
+        return from_generalized_time(value)
+
+
+@dataclass(frozen=True)
+class Postal:
+    """A multi-line address as an RFC 4517 PostalAddress."""
+
+    def encode(self, attribute: str, value: Any, tree: Tree | None) -> list[str]:
+        encoded = encode_postal_address(value)
+        return [checked(attribute, encoded)] if encoded else []
+
+    def decode(self, attribute: str, attributes: Attributes, dn: str, tree: Tree | None) -> str:
+        return decode_postal_address(first(attributes, attribute))
+
+
+@dataclass(frozen=True)
+class Details:
+    """A string-to-string mapping as one compact JSON object (none when empty)."""
+
+    def encode(self, attribute: str, value: Any, tree: Tree | None) -> list[str]:
+        return [checked(attribute, encode_details(value))] if value else []
+
+    def decode(
+        self, attribute: str, attributes: Attributes, dn: str, tree: Tree | None
+    ) -> dict[str, str]:
+        return decode_details(first(attributes, attribute), dn)
+
+
+@dataclass(frozen=True)
+class OrganizationRefs:
+    """A set of organization ids, written as the organizations' DNs (the tree knows them)."""
+
+    def encode(self, attribute: str, value: Any, tree: Tree | None) -> list[str]:
+        assert tree is not None, "organization references need the tree"
+        return [tree.organization(org_id) for org_id in sorted(value)]
+
+    def decode(
+        self, attribute: str, attributes: Attributes, dn: str, tree: Tree | None
+    ) -> frozenset[str]:
+        assert tree is not None, "organization references need the tree"
+        found = (tree.organization_id_of(value) for value in _values(attributes, attribute))
+        return frozenset(org_id for org_id in found if org_id)
+
+
+# -- one codec per type: the map that drives both directions --------------------------------
+
+
+@dataclass(frozen=True)
+class Codec(Generic[T]):
+    """A domain type's entry: its object classes and, for each field, its attribute and how
+    the value is held. ``derived`` adds attributes computed from the whole object (a person's
+    ``cn``/``givenName``/``sn``); ``read_also`` names attributes read beside the fields'."""
+
+    kind: Callable[..., T]
+    object_classes: tuple[str, ...]
+    fields: Mapping[str, tuple[str, Value]]
+    derived: Callable[[T], dict[str, list[str]]] | None = None
+    read_also: tuple[str, ...] = ()
+    attribute_map: dict[str, str] = field(init=False)
+    attributes: tuple[str, ...] = field(init=False)
+
+    def __post_init__(self) -> None:
+        names = {name: attribute for name, (attribute, _) in self.fields.items()}
+        object.__setattr__(self, "attribute_map", names)
+        read = tuple(dict.fromkeys((*names.values(), *self.read_also)))
+        object.__setattr__(self, "attributes", read)
+
+    def encode(self, item: T, tree: Tree | None = None) -> dict[str, list[str]]:
+        """The entry's attributes for ``item``; ``InvalidEntry`` for a value that cannot be
+        written (empty where required, too long, not a member of its enumeration)."""
+        entry: dict[str, list[str]] = {"objectClass": list(self.object_classes)}
+        for name, (attribute, value) in self.fields.items():
+            encoded = value.encode(attribute, getattr(item, name), tree)
+            if encoded:
+                entry[attribute] = encoded
+        if self.derived is not None:
+            entry.update(self.derived(item))
+        return entry
+
+    def decode(self, attributes: Attributes, dn: str = "", tree: Tree | None = None) -> T:
+        """The object an entry holds; ``InvalidEntry`` (naming ``dn``) for a bad value."""
+        return self.kind(
+            **{
+                name: value.decode(attribute, attributes, dn, tree)
+                for name, (attribute, value) in self.fields.items()
+            }
+        )
+
+
+def _person_names(person: Person) -> dict[str, list[str]]:
+    """``cn`` (the full name) and the first and last names Keycloak's federation maps; without
+    ``givenName`` Keycloak would stop the person at an "update profile" page."""
+    username = person.username
     words = person.display_name.split()
     given = words[0] if words else username
     family = " ".join(words[1:]) if len(words) > 1 else given
-    entry: dict[str, list[str]] = {
-        "objectClass": ["inetOrgPerson"],
-        "uid": [username],
+    return {
         "cn": [checked("cn", person.display_name.strip() or username)],
         "givenName": [checked("givenName", given)],
         "sn": [checked("sn", family)],
     }
-    _put(entry, "displayName", person.display_name)
-    _put(entry, "mail", person.email)
-    return entry
+
+
+PERSON: Codec[Person] = Codec(
+    Person,
+    ("inetOrgPerson",),
+    {
+        "username": ("uid", Text(required=True)),
+        "display_name": ("displayName", Text(fallback="cn")),
+        "email": ("mail", Text()),
+    },
+    derived=_person_names,
+    read_also=("cn", "sn"),
+)
+ORGANIZATION: Codec[Organization] = Codec(
+    Organization,
+    ("organizationalUnit", "iacsOrganization"),
+    {
+        "id": ("ou", Text(required=True)),
+        "name": ("displayName", Text()),
+        "identifier": ("iacsIdentifier", Text(required=True)),
+        "provider_type": ("iacsProviderType", Choice(ProviderType)),
+        "status": ("iacsStatus", Choice(EntityStatus)),
+        "address": ("postalAddress", Postal()),
+        "phone": ("telephoneNumber", Text()),
+    },
+)
+USER_GROUP: Codec[UserGroup] = Codec(
+    UserGroup,
+    ("iacsUserGroup",),
+    {
+        "id": ("cn", Text(required=True)),
+        "organization_id": ("iacsOrganizationId", Text(required=True)),
+        "name": ("displayName", Text()),
+        "description": ("description", Text()),
+        "status": ("iacsStatus", Choice(EntityStatus)),
+    },
+)
+SURROGATE_GROUP: Codec[SurrogateGroup] = Codec(
+    SurrogateGroup,
+    ("iacsSurrogateGroup",),
+    {
+        "id": ("cn", Text(required=True)),
+        "name": ("displayName", Text()),
+        "description": ("description", Text()),
+        "status": ("iacsStatus", Choice(EntityStatus)),
+        "associated_organizations": ("iacsAssociatedOrganization", OrganizationRefs()),
+    },
+)
+REQUEST: Codec[Request] = Codec(
+    Request,
+    ("iacsRequest",),
+    {
+        "id": ("iacsRequestId", Text(required=True)),
+        "kind": ("iacsRequestKind", Choice(RequestKind)),
+        "requester": ("iacsRequester", Text(required=True)),
+        "created_at": ("iacsCreatedAt", Moment()),
+        "expires_at": ("iacsExpiresAt", Moment()),
+        "organization_id": ("iacsOrganizationId", Text()),
+        "group_id": ("iacsGroupId", Text()),
+        "surrogate_group_id": ("iacsSurrogateGroupId", Text()),
+        "status": ("iacsRequestStatus", Choice(RequestStatus)),
+        "decided_by": ("iacsDecidedBy", Text()),
+        "decided_at": ("iacsDecidedAt", Moment(optional=True)),
+        "reason": ("iacsReason", Text()),
+        "details": ("iacsDetails", Details()),
+        "ended_at": ("iacsEndedAt", Moment(optional=True)),
+        "end_reason": ("iacsEndReason", Choice(EndReason, optional=True)),
+        "recertified_at": ("iacsRecertifiedAt", Moment(optional=True)),
+        "grant_pending_since": ("iacsGrantPending", Moment(optional=True)),
+    },
+)
+AUDIT: Codec[AuditRecord] = Codec(
+    AuditRecord,
+    ("iacsAuditRecord",),
+    {
+        "id": ("iacsAuditId", Text(required=True)),
+        "at": ("iacsAt", Moment()),
+        "actor": ("iacsActor", Text(required=True)),
+        "action": ("iacsAction", Text(required=True)),
+        "outcome": ("iacsOutcome", Text(required=True)),
+        "organization_id": ("iacsOrganizationId", Text()),
+        "group_id": ("iacsGroupId", Text()),
+        "surrogate_group_id": ("iacsSurrogateGroupId", Text()),
+        "request_id": ("iacsRequestId", Text()),
+        "subject": ("iacsSubject", Text()),
+        "detail": ("iacsDetail", Text()),
+    },
+)
+
+PERSON_MAP = PERSON.attribute_map
+ORGANIZATION_MAP = ORGANIZATION.attribute_map
+USER_GROUP_MAP = USER_GROUP.attribute_map
+SURROGATE_GROUP_MAP = SURROGATE_GROUP.attribute_map
+REQUEST_MAP = REQUEST.attribute_map
+AUDIT_MAP = AUDIT.attribute_map
+PERSON_ATTRIBUTES = PERSON.attributes
+ORGANIZATION_ATTRIBUTES = ORGANIZATION.attributes
+USER_GROUP_ATTRIBUTES = USER_GROUP.attributes
+SURROGATE_GROUP_ATTRIBUTES = SURROGATE_GROUP.attributes
+REQUEST_ATTRIBUTES = REQUEST.attributes
+AUDIT_ATTRIBUTES = AUDIT.attributes
+
+
+# -- the entry points the repositories call ------------------------------------------------
+
+
+def person_entry(person: Person) -> dict[str, list[str]]:
+    """An inetOrgPerson for ``person``, shaped as Keycloak's federation writes one."""
+    return PERSON.encode(person)
 
 
 def person_from(attributes: Attributes) -> Person:
-    display = first(attributes, "displayName")
-    if not display:
-        display = first(attributes, "cn")
-    return Person(
-        username=first(attributes, "uid"), display_name=display, email=first(attributes, "mail")
-    )
-
-
-# -- organizations and groups ------------------------------------------------------------
+    return PERSON.decode(attributes)
 
 
 def organization_entry(org: Organization) -> dict[str, list[str]]:
-    entry: dict[str, list[str]] = {
-        "objectClass": ["organizationalUnit", "iacsOrganization"],
-        "ou": [checked("ou", org.id)],
-        "iacsIdentifier": [checked("iacsIdentifier", org.identifier)],
-        "iacsStatus": [enum_value(EntityStatus, org.status, "iacsStatus")],
-        "iacsProviderType": [enum_value(ProviderType, org.provider_type, "iacsProviderType")],
-    }
-    _put(entry, "displayName", org.name)
-    _put(entry, "postalAddress", encode_postal_address(org.address))
-    _put(entry, "telephoneNumber", org.phone)
-    return entry
+    return ORGANIZATION.encode(org)
 
 
 def organization_from(dn: str, attributes: Attributes) -> Organization:
-    return Organization(
-        id=first(attributes, "ou"),
-        name=first(attributes, "displayName"),
-        identifier=first(attributes, "iacsIdentifier"),
-        provider_type=_read_enum(ProviderType, first(attributes, "iacsProviderType"), dn),
-        status=_read_enum(EntityStatus, first(attributes, "iacsStatus"), dn),
-        address=decode_postal_address(first(attributes, "postalAddress")),
-        phone=first(attributes, "telephoneNumber"),
-    )
+    return ORGANIZATION.decode(attributes, dn)
 
 
 def role_group_entry(name: str, role: Role, *, identifier: str = "") -> dict[str, list[str]]:
-    """An empty role group (``member`` is optional in ``iacsRoleGroup``)."""
+    """An empty role group (``member`` is optional in ``iacsRoleGroup``); not a domain type."""
     entry = {
         "objectClass": ["iacsRoleGroup"],
         "cn": [checked("cn", name)],
@@ -307,86 +479,35 @@ def role_group_entry(name: str, role: Role, *, identifier: str = "") -> dict[str
 
 
 def user_group_entry(group: UserGroup) -> dict[str, list[str]]:
-    entry: dict[str, list[str]] = {
-        "objectClass": ["iacsUserGroup"],
-        "cn": [checked("cn", group.id)],
-        "iacsOrganizationId": [checked("iacsOrganizationId", group.organization_id)],
-        "iacsStatus": [enum_value(EntityStatus, group.status, "iacsStatus")],
-    }
-    _put(entry, "displayName", group.name)
-    _put(entry, "description", group.description)
-    return entry
+    return USER_GROUP.encode(group)
 
 
 def user_group_from(dn: str, attributes: Attributes) -> UserGroup:
-    return UserGroup(
-        id=first(attributes, "cn"),
-        organization_id=first(attributes, "iacsOrganizationId"),
-        name=first(attributes, "displayName"),
-        description=first(attributes, "description"),
-        status=_read_enum(EntityStatus, first(attributes, "iacsStatus"), dn),
-    )
+    return USER_GROUP.decode(attributes, dn)
 
 
 def surrogate_group_entry(group: SurrogateGroup, tree: Tree) -> dict[str, list[str]]:
-    entry: dict[str, list[str]] = {
-        "objectClass": ["iacsSurrogateGroup"],
-        "cn": [checked("cn", group.id)],
-        "iacsStatus": [enum_value(EntityStatus, group.status, "iacsStatus")],
-    }
-    _put(entry, "displayName", group.name)
-    _put(entry, "description", group.description)
-    if group.associated_organizations:
-        entry["iacsAssociatedOrganization"] = [
-            tree.organization(org_id) for org_id in sorted(group.associated_organizations)
-        ]
-    return entry
+    return SURROGATE_GROUP.encode(group, tree)
 
 
 def surrogate_group_from(dn: str, attributes: Attributes, tree: Tree) -> SurrogateGroup:
-    associated = (
-        tree.organization_id_of(value) for value in attributes.get("iacsassociatedorganization", ())
-    )
-    return SurrogateGroup(
-        id=first(attributes, "cn"),
-        name=first(attributes, "displayName"),
-        description=first(attributes, "description"),
-        status=_read_enum(EntityStatus, first(attributes, "iacsStatus"), dn),
-        associated_organizations=frozenset(org_id for org_id in associated if org_id),
-    )
-
-
-# -- requests and audit --------------------------------------------------------------------
+    return SURROGATE_GROUP.decode(attributes, dn, tree)
 
 
 def request_entry(request: Request) -> dict[str, list[str]]:
-    entry: dict[str, list[str]] = {
-        "objectClass": ["iacsRequest"],
-        "iacsRequestId": [checked("iacsRequestId", request.id)],
-        "iacsRequestKind": [enum_value(RequestKind, request.kind, "iacsRequestKind")],
-        "iacsRequester": [checked("iacsRequester", request.requester)],
-        "iacsRequestStatus": [enum_value(RequestStatus, request.status, "iacsRequestStatus")],
-        "iacsCreatedAt": [to_generalized_time(request.created_at)],
-        "iacsExpiresAt": [to_generalized_time(request.expires_at)],
-    }
-    _put(entry, "iacsOrganizationId", request.organization_id)
-    _put(entry, "iacsGroupId", request.group_id)
-    _put(entry, "iacsSurrogateGroupId", request.surrogate_group_id)
-    _put(entry, "iacsDecidedBy", request.decided_by)
-    _put(entry, "iacsReason", request.reason)
-    if request.details:
-        _put(entry, "iacsDetails", encode_details(request.details))
-    for attribute, moment in (
-        ("iacsDecidedAt", request.decided_at),
-        ("iacsEndedAt", request.ended_at),
-        ("iacsRecertifiedAt", request.recertified_at),
-        ("iacsGrantPending", request.grant_pending_since),
-    ):
-        if moment is not None:
-            entry[attribute] = [to_generalized_time(moment)]
-    if request.end_reason is not None:
-        entry["iacsEndReason"] = [enum_value(EndReason, request.end_reason, "iacsEndReason")]
-    return entry
+    return REQUEST.encode(request)
+
+
+def request_from(dn: str, attributes: Attributes) -> Request:
+    return REQUEST.decode(attributes, dn)
+
+
+def audit_entry(record: AuditRecord) -> dict[str, list[str]]:
+    return AUDIT.encode(record)
+
+
+def audit_from(attributes: Attributes) -> AuditRecord:
+    return AUDIT.decode(attributes)
 
 
 def encode_details(details: Mapping[str, str]) -> str:
@@ -405,63 +526,3 @@ def decode_details(text: str, dn: str) -> dict[str, str]:
     if not isinstance(value, dict):
         raise InvalidEntry(f"{dn}: iacsDetails is not a JSON object", dn=dn)
     return {str(key): str(item) for key, item in value.items()}
-
-
-def request_from(dn: str, attributes: Attributes) -> Request:
-    end_reason = first(attributes, "iacsEndReason")
-    return Request(
-        id=first(attributes, "iacsRequestId"),
-        kind=_read_enum(RequestKind, first(attributes, "iacsRequestKind"), dn),
-        requester=first(attributes, "iacsRequester"),
-        created_at=from_generalized_time(first(attributes, "iacsCreatedAt")),
-        expires_at=from_generalized_time(first(attributes, "iacsExpiresAt")),
-        organization_id=first(attributes, "iacsOrganizationId"),
-        group_id=first(attributes, "iacsGroupId"),
-        surrogate_group_id=first(attributes, "iacsSurrogateGroupId"),
-        status=_read_enum(RequestStatus, first(attributes, "iacsRequestStatus"), dn),
-        decided_by=first(attributes, "iacsDecidedBy"),
-        decided_at=_time_or_none(attributes, "iacsDecidedAt"),
-        reason=first(attributes, "iacsReason"),
-        details=decode_details(first(attributes, "iacsDetails"), dn),
-        ended_at=_time_or_none(attributes, "iacsEndedAt"),
-        end_reason=_read_enum(EndReason, end_reason, dn) if end_reason else None,
-        recertified_at=_time_or_none(attributes, "iacsRecertifiedAt"),
-        grant_pending_since=_time_or_none(attributes, "iacsGrantPending"),
-    )
-
-
-def audit_entry(record: AuditRecord) -> dict[str, list[str]]:
-    entry: dict[str, list[str]] = {
-        "objectClass": ["iacsAuditRecord"],
-        "iacsAuditId": [checked("iacsAuditId", record.id)],
-        "iacsAt": [to_generalized_time(record.at)],
-        "iacsActor": [checked("iacsActor", record.actor)],
-        "iacsAction": [checked("iacsAction", record.action)],
-        "iacsOutcome": [checked("iacsOutcome", record.outcome)],
-    }
-    for field_name in (
-        "organization_id",
-        "group_id",
-        "surrogate_group_id",
-        "request_id",
-        "subject",
-        "detail",
-    ):
-        _put(entry, AUDIT_MAP[field_name], getattr(record, field_name))
-    return entry
-
-
-def audit_from(attributes: Attributes) -> AuditRecord:
-    return AuditRecord(
-        id=first(attributes, "iacsAuditId"),
-        at=from_generalized_time(first(attributes, "iacsAt")),
-        actor=first(attributes, "iacsActor"),
-        action=first(attributes, "iacsAction"),
-        outcome=first(attributes, "iacsOutcome"),
-        organization_id=first(attributes, "iacsOrganizationId"),
-        group_id=first(attributes, "iacsGroupId"),
-        surrogate_group_id=first(attributes, "iacsSurrogateGroupId"),
-        request_id=first(attributes, "iacsRequestId"),
-        subject=first(attributes, "iacsSubject"),
-        detail=first(attributes, "iacsDetail"),
-    )
