@@ -71,8 +71,15 @@ calls against a running server):
   adds later is open to the sync client until the next apply (a group carrying admin roles is
   an escalation: ``PUT users/{id}/groups/{admins}`` answered 204 before the veto).
 
-Closing these needs the logout to leave the sync host (a small logout service holding the one
-right, beside Keycloak) or a narrower Keycloak scope (issue 13, item 3).
+Closing these needs the logout to leave the sync host, or a narrower Keycloak scope (issue 13,
+item 3). A logout service holding the one right on a host of its own was built and measured
+(branch ``logout-broker``): Keycloak evaluates a user's ``manage-group-membership`` together with
+the permissions on ``manage`` (which implies it), so a ``manage`` permission granted to the
+logout client alone vetoed the sync client's memberships under the unanimous strategy
+(``PUT users/{id}/groups/{id}`` 403 with it, 204 without it). Whoever adds members must
+therefore also be allowed ``manage`` in 26.5: the right can only leave the worker together with
+the membership writes (a service that checks each one against the directory before making it),
+or through a Keycloak extension offering logout under a role of its own.
 """
 
 from __future__ import annotations

@@ -75,15 +75,8 @@ def apply_plan(
             group_ids[group.path] = group_id
 
     gateway.parallel(
-        lambda update: gateway.write(
-            "update_group",
-            lambda: gateway.admin.update_group(
-                group_ids[update.path],
-                {
-                    "name": update.path.rsplit("/", 1)[1],
-                    "attributes": {k: list(v) for k, v in update.attributes.items()},
-                },
-            ),
+        lambda update: gateway.set_group_attributes(
+            group_ids[update.path], update.path, update.attributes
         ),
         plan.update_attributes,
     )
@@ -102,30 +95,14 @@ def apply_plan(
 
     def add(change: MemberChange) -> None:
         if change.username in user_ids:
-            gateway.write(
-                "add_member",
-                lambda: gateway.admin.group_user_add(
-                    user_ids[change.username], group_ids[change.path]
-                ),
-            )
+            gateway.add_member(user_ids[change.username], group_ids[change.path])
 
     def remove(change: MemberChange) -> None:
-        gateway.write(
-            "remove_member",
-            lambda: gateway.admin.group_user_remove(
-                user_ids[change.username], group_ids[change.path]
-            ),
-            tolerate=(404,),
-        )
+        gateway.remove_member(user_ids[change.username], group_ids[change.path])
 
     gateway.parallel(add, plan.add_members)
     gateway.parallel(remove, plan.remove_members)
-    gateway.parallel(
-        lambda path: gateway.write(
-            "delete_group", lambda: gateway.admin.delete_group(group_ids[path]), tolerate=(404,)
-        ),
-        plan.delete_groups,
-    )
+    gateway.parallel(lambda path: gateway.delete_group(group_ids[path]), plan.delete_groups)
     report.problems += log_out(gateway, plan.logouts, user_ids, pending)
 
     report.writes = Counter(gateway.writes)
@@ -173,12 +150,7 @@ def log_out(
     if FAULT_INJECTION.before_logout is not None:
         FAULT_INJECTION.before_logout(leaving)
     sessions = gateway.parallel(lambda name: gateway.session_ids(user_ids[name]), leaving)
-    gateway.parallel(
-        lambda username: gateway.write(
-            "logout", lambda: gateway.admin.user_logout(user_ids[username]), tolerate=(404,)
-        ),
-        leaving,
-    )
+    gateway.parallel(lambda username: gateway.log_out_user(user_ids[username]), leaving)
     owner = {
         session: name for name, found in zip(leaving, sessions, strict=True) for session in found
     }
@@ -236,20 +208,8 @@ def _end_sessions_that_outlived_logout(gateway: KeycloakWrites, sessions: list[s
 
 
 def _create_group(gateway: KeycloakWrites, group: DesiredGroup, group_ids: _GroupIds) -> str:
-    payload = {
-        "name": group.name,
-        "attributes": {name: list(values) for name, values in group.attributes.items()},
-    }
     parent = group_ids.get(group.parent_path) if group.parent_path else None
-    created = gateway.write(
-        "create_group",
-        lambda: gateway.admin.create_group(payload, parent=parent, skip_exists=True),
-    )
-    if created:
-        return created
-    # 409: someone created it since our read; take it as it is (the next run reconciles it).
-    existing = gateway.admin.get_group_by_path(group.path)
-    return existing["id"]
+    return gateway.create_group(group.path, group.attributes, parent)
 
 
 def _change_roles(gateway: KeycloakWrites, change: RoleMappingChange, group_id: str) -> str:
@@ -258,20 +218,12 @@ def _change_roles(gateway: KeycloakWrites, change: RoleMappingChange, group_id: 
     if undefined:
         message = f"client {change.client_id!r} has no roles {undefined} (realm out of date?)"
         log.error(message, extra={"group": change.path})
-    client_uuid = gateway.client_uuid(change.client_id)
     add = [roles[name] for name in sorted(change.add) if name in roles]
     remove = [roles[name] for name in sorted(change.remove) if name in roles]
     if add:
-        gateway.write(
-            "add_role_mapping",
-            lambda: gateway.admin.assign_group_client_roles(group_id, client_uuid, add),
-        )
+        gateway.add_client_roles(group_id, change.client_id, add)
     if remove:
-        gateway.write(
-            "remove_role_mapping",
-            lambda: gateway.admin.delete_group_client_roles(group_id, client_uuid, remove),
-            tolerate=(404,),
-        )
+        gateway.remove_client_roles(group_id, change.client_id, remove)
     return message if undefined else ""
 
 

@@ -12,7 +12,7 @@ import json
 import os
 import threading
 from collections import Counter
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
@@ -174,7 +174,7 @@ class KeycloakGateway:
         items = list(items)
         if len(items) <= 1 or self.workers <= 1:
             return [function(item) for item in items]
-        self.admin.connection._refresh_if_required()  # one refresh, not one per thread
+        self.refresh_token()
         with ThreadPoolExecutor(max_workers=self.workers) as pool:
             return list(pool.map(function, items))
 
@@ -255,6 +255,77 @@ class KeycloakGateway:
         if response.status_code >= 400:
             raise KeycloakUnavailable(f"DELETE session: HTTP {response.status_code}")
         return True
+
+    def log_out_user(self, user_id: str) -> None:
+        """End every session of the user; one Keycloak no longer knows has none to end."""
+        self.write("logout", lambda: self.admin.user_logout(user_id), tolerate=(404,))
+
+    def create_group(
+        self, path: str, attributes: Mapping[str, Iterable[str]], parent_id: str | None
+    ) -> str:
+        """Create the group at ``path`` (under ``parent_id``) and return its id.
+
+        When someone created it since our read (409), it is taken as it is: the next run
+        reconciles its attributes.
+        """
+        payload = {
+            "name": path.rsplit("/", 1)[-1],
+            "attributes": {name: list(values) for name, values in attributes.items()},
+        }
+        created = self.write(
+            "create_group",
+            lambda: self.admin.create_group(payload, parent=parent_id, skip_exists=True),
+        )
+        if created:
+            return str(created)
+        return str(self.admin.get_group_by_path(path)["id"])
+
+    def set_group_attributes(
+        self, group_id: str, path: str, attributes: Mapping[str, Iterable[str]]
+    ) -> None:
+        """Replace the group's attributes (its name stays the last part of ``path``)."""
+        body = {
+            "name": path.rsplit("/", 1)[-1],
+            "attributes": {name: list(values) for name, values in attributes.items()},
+        }
+        self.write("update_group", lambda: self.admin.update_group(group_id, body))
+
+    def delete_group(self, group_id: str) -> None:
+        """Delete the group (and what is under it); one already gone counts as done."""
+        self.write("delete_group", lambda: self.admin.delete_group(group_id), tolerate=(404,))
+
+    def add_member(self, user_id: str, group_id: str) -> None:
+        """Put the user into the group."""
+        self.write("add_member", lambda: self.admin.group_user_add(user_id, group_id))
+
+    def remove_member(self, user_id: str, group_id: str) -> None:
+        """Take the user out of the group; a membership already gone counts as done."""
+        remove = self.admin.group_user_remove
+        self.write("remove_member", lambda: remove(user_id, group_id), tolerate=(404,))
+
+    def add_client_roles(self, group_id: str, client_id: str, roles: list[dict[str, Any]]) -> None:
+        """Map the application's roles (as ``client_roles`` gives them) onto the group."""
+        client_uuid = self.client_uuid(client_id)
+        self.write(
+            "add_role_mapping",
+            lambda: self.admin.assign_group_client_roles(group_id, client_uuid, roles),
+        )
+
+    def remove_client_roles(
+        self, group_id: str, client_id: str, roles: list[dict[str, Any]]
+    ) -> None:
+        """Unmap the application's roles from the group; mappings already gone count as done."""
+        client_uuid = self.client_uuid(client_id)
+        self.write(
+            "remove_role_mapping",
+            lambda: self.admin.delete_group_client_roles(group_id, client_uuid, roles),
+            tolerate=(404,),
+        )
+
+    def refresh_token(self) -> None:
+        """Renew the admin token now if it is about to expire: once before many threads start,
+        not once per thread (python-keycloak keeps the token; this is its one private call)."""
+        self.admin.connection._refresh_if_required()
 
     def write(self, kind: str, call: Callable[[], T], tolerate: tuple[int, ...] = ()) -> T | None:
         """Run one admin-API write, count it, and treat the ``tolerate`` statuses as done."""

@@ -91,7 +91,7 @@ def read_actual(gateway: KeycloakGateway) -> ActualState:
     def fetch(group_id: str) -> list[dict]:
         return gateway.get_all(f"groups/{group_id}/members", briefRepresentation="true")
 
-    gateway.admin.connection._refresh_if_required()  # one refresh, not one per thread
+    gateway.refresh_token()  # one refresh, not one per thread
     with ThreadPoolExecutor(max_workers=READ_WORKERS) as pool:
         pending: dict[str, Future] = {}
 

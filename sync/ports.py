@@ -8,10 +8,8 @@ stage asks of a server. The change feed's own port is ``sync.feed.ChangeSource``
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any, Protocol, TypeVar
-
-from keycloak import KeycloakAdmin
 
 from iacs.directory import DirectorySnapshot, Tree
 from iacs.domain import Membership
@@ -36,9 +34,12 @@ class SyncDirectory(ChangeSource, Protocol):
 
 
 class KeycloakWrites(Protocol):
-    """Keycloak's admin API as ``sync.apply`` uses it: counted writes, lookups, parallelism."""
+    """Keycloak's admin API as ``sync.apply`` uses it: lookups, parallelism, and the domain
+    verbs, each a counted write (``writes``: a second run must write nothing).
 
-    admin: KeycloakAdmin
+    ``sync.gateway.KeycloakGateway`` is the only code that knows python-keycloak's API.
+    """
+
     writes: Counter[str]
 
     def get(self, path: str, **params: Any) -> Any: ...
@@ -57,6 +58,26 @@ class KeycloakWrites(Protocol):
 
     def end_session(self, session_id: str) -> bool: ...
 
-    def write(
-        self, kind: str, call: Callable[[], T], tolerate: tuple[int, ...] = ...
-    ) -> T | None: ...
+    def log_out_user(self, user_id: str) -> None: ...
+
+    def create_group(
+        self, path: str, attributes: Mapping[str, Iterable[str]], parent_id: str | None
+    ) -> str: ...
+
+    def set_group_attributes(
+        self, group_id: str, path: str, attributes: Mapping[str, Iterable[str]]
+    ) -> None: ...
+
+    def delete_group(self, group_id: str) -> None: ...
+
+    def add_member(self, user_id: str, group_id: str) -> None: ...
+
+    def remove_member(self, user_id: str, group_id: str) -> None: ...
+
+    def add_client_roles(
+        self, group_id: str, client_id: str, roles: list[dict[str, Any]]
+    ) -> None: ...
+
+    def remove_client_roles(
+        self, group_id: str, client_id: str, roles: list[dict[str, Any]]
+    ) -> None: ...
