@@ -80,7 +80,21 @@ def changes_since(
         size_limit=limit,
     )
     changes = sorted((_change(tree, attributes) for _, attributes in found), key=lambda c: c.cursor)
-    return [change for change in changes if tree.contains(change.dn)]
+    # The sync workers' lease is renewed every few seconds and is nothing to project.
+    lease = tree.sync_lease.lower()
+    return [c for c in changes if tree.contains(c.dn) and c.dn.lower() != lease]
+
+
+def has_entry(pool: ConnectionPool, log_base: str, cursor: str) -> bool:
+    """Whether this log holds the write whose ``reqStart`` is ``cursor``."""
+    found = pool.search(
+        log_base,
+        filters.all_of("(objectClass=auditWriteObject)", filters.eq("reqStart", cursor)),
+        scope=ldap3.LEVEL,
+        attributes=("1.1",),
+        size_limit=1,
+    )
+    return bool(found)
 
 
 def oldest_cursor(pool: ConnectionPool, log_base: str) -> str | None:
