@@ -441,7 +441,7 @@ class SyncWorker:
     def _stand_by(self) -> None:
         """Not (or no longer) the active worker: forget what Keycloak held, write nothing."""
         if not self._standing_by:
-            log.warning("standing by: another worker holds the lease")
+            log.warning("standing by: this worker does not hold the lease")
         self._standing_by = True
         self.metrics.lease_held.set(0)
         self.cache = None
