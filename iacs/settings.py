@@ -66,6 +66,9 @@ class LdapSettings(_Section):
     """Service account Keycloak's user federation binds with: writes people only."""
     keycloak_bind_password: SecretStr = SecretStr("keycloak-dev-secret")
     """Password of Keycloak's federation account."""
+    replication_password: SecretStr | None = None
+    """Password of the directory's replication account (``iacs directory serve --peer``): the
+    same on every provider; only the directory servers use it."""
     root_password: SecretStr | None = None
     """Password of the directory's root DN; only the directory server and its bootstrap use it."""
     timeout_seconds: float = Field(default=5.0, gt=0, le=120)

@@ -68,6 +68,7 @@ __all__ = [
     "default_service_passwords",
     "generate_config",
     "hash_password",
+    "replication_for",
     "serve_foreground",
     "service_dn",
     "start_providers",
@@ -634,6 +635,30 @@ def start_providers(
     return started
 
 
+def replication_for(
+    settings: Settings, server_id: int | None, peers: Iterable[str]
+) -> Replication | None:
+    """The ``Replication`` of ``iacs directory serve --server-id N --peer URL...``, or None.
+
+    The replication account's password is ``IACS_LDAP__REPLICATION_PASSWORD`` (the same on
+    every provider); a half-given replication (an id without peers, or no password) is an
+    error rather than a silently single directory.
+    """
+    peers = tuple(peers)
+    if server_id is None and not peers:
+        return None
+    password = settings.ldap.replication_password
+    if server_id is None or not peers or password is None or not password.get_secret_value():
+        raise ServerStartError(
+            "a replicated provider needs --server-id, at least one --peer and "
+            "IACS_LDAP__REPLICATION_PASSWORD"
+        )
+    try:
+        return Replication(server_id, peers, password.get_secret_value())
+    except ValueError as exc:
+        raise ServerStartError(f"invalid replication settings: {exc}") from exc
+
+
 def serve_foreground(
     data_dir: Path,
     *,
@@ -643,6 +668,7 @@ def serve_foreground(
     log_level: str = "stats",
     tls_names: Iterable[str] = (),
     publish_ca: Path | None = None,
+    replication: Replication | None = None,
 ) -> int:
     """Run the production directory in the foreground until SIGTERM or SIGINT; the exit code.
 
@@ -657,6 +683,11 @@ def serve_foreground(
     host's name and ``tls_names`` are made there unless present (an operator with a PKI puts
     ``ca.pem``, ``server.pem`` and ``server.key`` there instead); clients need ``ca.pem``,
     which ``publish_ca`` copies to a path the clients can read (a volume without the keys).
+
+    ``replication`` (``replication_for``) makes it one provider of a multi-provider set; the
+    providers verify each other, so they need one CA: put the same ``ca.pem`` and ``ca.key``
+    in each provider's ``data_dir/tls`` before the first start (each issues its own server
+    certificate from it).
     """
     ldap = settings.ldap
     if ldap.root_password is None or not ldap.root_password.get_secret_value():
@@ -687,6 +718,7 @@ def serve_foreground(
             log_level=log_level,
             durable=True,
             tls_names=[socket.gethostname(), *tls_names],
+            replication=replication,
         )
         with instance:
             if publish_ca is not None:

@@ -21,6 +21,9 @@ import pytest
 from directory_schema.config import replicator_dn
 from iacs.directory import AlreadyDecided, Directory, DirectoryUnavailable, OrganizationExists, Tree
 from iacs.domain import Person, RequestStatus
+from iacs.settings import LdapSettings, Settings
+from iacs.stack.process import ServerStartError
+from iacs.stack.slapd import replication_for
 from sync.feed import ChangeFeed, CursorFile
 from tests.directory.factories import NOW, a_request, an_organization
 from tests.sync.factories import end_user, org, user_group
@@ -253,6 +256,14 @@ def test_measure_replication_lag_under_write_load(clean_providers: Providers) ->
         portal.close()
         watcher.unbind()
     assert set(seen) == set(writes), "every membership written to p1 reached p2"
+
+    def member_of(index: int) -> dict[str, frozenset[str]]:
+        with clean_providers.root(index) as root:
+            return {name: root.memberships_of(name) for name in people[:10]}
+
+    # memberOf (what the worker's snapshot reads) is replicated as well, not left behind.
+    wait_for(lambda: member_of(1) == member_of(0), 30, "memberOf equal on both providers")
+    assert all(len(found) == len(groups) for found in member_of(1).values())
     lags = sorted(max(0.0, seen[item] - acknowledged[item]) for item in writes)
     p95 = lags[int(len(lags) * 0.95) - 1]
     print(
@@ -260,3 +271,22 @@ def test_measure_replication_lag_under_write_load(clean_providers: Providers) ->
         f"({len(writes)} memberships, 8 threads): median {statistics.median(lags) * 1000:.1f} ms, "
         f"p95 {p95 * 1000:.1f} ms, max {lags[-1] * 1000:.1f} ms"
     )
+
+
+def test_serve_refuses_a_half_given_replication() -> None:
+    """``iacs directory serve --server-id`` without peers or password: an error, not a
+    silently single directory (pure: no server started)."""
+    settings = Settings(environment="development")
+    assert replication_for(settings, None, ()) is None
+    with pytest.raises(ServerStartError, match="REPLICATION_PASSWORD"):
+        replication_for(settings, 2, ("ldaps://directory-1:636",))
+    with_password = Settings(
+        environment="development",
+        ldap=LdapSettings(replication_password="a-long-replication-secret"),
+    )
+    with pytest.raises(ServerStartError, match="--peer"):
+        replication_for(with_password, 1, ())
+    with pytest.raises(ServerStartError, match="ldaps"):
+        replication_for(with_password, 1, ("ldap://directory-2:389",))
+    made = replication_for(with_password, 2, ("ldaps://directory-1:636",))
+    assert made is not None and made.server_id == 2
