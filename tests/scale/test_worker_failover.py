@@ -183,6 +183,12 @@ def _members(actual: ActualState, group: str) -> frozenset[str]:
     return actual.members.get(f"/iacs/{ORG_A}/{group}/end-user", frozenset())
 
 
+def _full_runs(worker: WorkerProcess) -> int:
+    """How many full reconciles the worker has logged."""
+    lines = worker.log_path.read_text(encoding="utf-8").splitlines()
+    return sum('"msg": "full run done"' in line for line in lines)
+
+
 class Load:
     """Approvals and revocations written to the directory on a thread, as the portal would."""
 
@@ -275,6 +281,7 @@ def test_the_provider_the_worker_reads_stopped_under_load_loses_nothing(
         wait_for(lambda: worker.role() == "active", 30, "the worker active", 0.1)
         load = Load(stack).start()
         wait_for(lambda: worker.admin_writes() >= 10, 60, "the worker applying", 0.05)
+        full_runs = _full_runs(worker)
         stack.providers.stop(1)
         stopped_at = time.monotonic()
         load.join()
@@ -282,6 +289,7 @@ def test_the_provider_the_worker_reads_stopped_under_load_loses_nothing(
         for group in GROUPS:
             assert _members(actual, group) == load.expected[group]
         assert load.refused == 0  # the designated provider stayed up: every write accepted
+        assert _full_runs(worker) > full_runs  # p1's log lacks the cursor: a full reconcile
         print(
             f"\nprovider 2 stopped under load: converged through provider 1 "
             f"{time.monotonic() - stopped_at:.1f} s later"
