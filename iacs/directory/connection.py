@@ -22,10 +22,11 @@ one, the system's trusted CAs: the certificate must chain to them and name the h
 Replicated providers: ``url`` may name several (space-separated, the order of preference).
 Each new connection goes to the first that accepts it (ldap3 ``ServerPool``, ``FIRST``, one
 pass over the list, a refused server skipped): reads and the change feed fail over. A
-connection that had to fail over is not kept for reuse, so the preferred provider is used
-again as soon as it is back. ``write_url`` names the one designated provider every write goes
-to, with no failover (see ``iacs.settings.LdapSettings.write_url``): a second pool of this
-class, pointed at that one URL.
+connection that had to fail over is reused for ``FAILBACK_SECONDS`` only, so the preferred
+provider is used again soon after it is back (not at once: a dead host, unlike a refusing
+one, costs a whole connect timeout to try). ``write_url`` names the one designated provider
+every write goes to, with no failover (see ``iacs.settings.LdapSettings.write_url``): a
+second pool of this class, pointed at that one URL.
 
 No schema is read (``get_info=NONE``) and searches are decoded by ``wire`` from the raw
 response bytes: ldap3's own entry decoding was most of the cost of a 10,000-person snapshot.
@@ -38,6 +39,7 @@ import math
 import select
 import ssl
 import threading
+import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
@@ -76,6 +78,10 @@ INSUFFICIENT_ACCESS = 50
 NOT_ALLOWED_ON_NON_LEAF = 66
 ENTRY_ALREADY_EXISTS = 68
 ASSERTION_FAILED = 122
+
+FAILBACK_SECONDS = 30.0
+"""How long a connection that failed over to a later provider is reused before the preferred
+one is tried again."""
 
 _INVALID = {17, 18, 19, 21, 34, 64, 65, 67, 69}
 _UNAVAILABLE = {51, 52}
@@ -210,6 +216,7 @@ class ConnectionPool:
             raise_exceptions=False,
             return_empty_attributes=False,
         )
+        connection.iacs_opened_at = time.monotonic()  # type: ignore[attr-defined]
         try:
             connection.open()
             if not connection.bind():
@@ -225,6 +232,10 @@ class ConnectionPool:
         except LDAPBindError as exc:
             raise BindFailed(f"cannot bind as {self._label}: {exc}", dn=self._bind_dn) from exc
         return connection
+
+    @staticmethod
+    def _age(connection: ldap3.Connection) -> float:
+        return time.monotonic() - getattr(connection, "iacs_opened_at", 0.0)
 
     @staticmethod
     def _stale(connection: ldap3.Connection) -> bool:
@@ -257,7 +268,8 @@ class ConnectionPool:
 
     def _checkin(self, connection: ldap3.Connection) -> None:
         with self._lock:
-            if self._closed or connection.server.name != self._preferred:
+            failed_over = connection.server.name != self._preferred
+            if self._closed or (failed_over and self._age(connection) > FAILBACK_SECONDS):
                 _quiet_unbind(connection)
             else:
                 self._idle.append(connection)

@@ -136,3 +136,16 @@ def test_sec_lease_cannot_be_taken_by_the_portal_account(
         assert sync.read_lease() is None
     finally:
         sync.close()
+
+
+def test_lease_renewals_are_not_in_the_change_feed(two_workers) -> None:
+    """A renewal every few seconds must neither wake the worker nor be re-read while idle."""
+    reader = two_workers[1]
+    before = [change.cursor for change in reader.changes_since(None, limit=100000)]
+    lease = Lease(two_workers[0], duration=10, renew_interval=2, holder="a")
+    for _ in range(3):
+        lease._renew_at = float("-inf")
+        assert lease.tick()
+    after = reader.changes_since(None, limit=100000)
+    assert [change.cursor for change in after] == before
+    assert all("sync-lease" not in change.dn for change in after)
