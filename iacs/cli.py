@@ -21,7 +21,7 @@ from iacs.cli_errors import CommandContext, explain
 from iacs.settings import Settings, SettingsError, load_settings
 from iacs.stack.local import run_dev_stack
 from iacs.stack.process import ServerStartError
-from iacs.stack.slapd import serve_foreground
+from iacs.stack.slapd import replication_for, serve_foreground
 from iacs.wiring import build_portal, build_service, check_directory
 from keycloak_config.apply import apply_from_settings
 from sync.main import run_forever, run_once
@@ -218,8 +218,27 @@ def directory() -> None:
     default=None,
     help="Copy the CA certificate clients verify against here (e.g. a shared volume).",
 )
+@click.option(
+    "--server-id",
+    type=click.IntRange(1, 4095),
+    default=None,
+    help="Replicated: this provider's serverID (1 bootstraps the tree, others replicate it).",
+)
+@click.option(
+    "--peer",
+    "peers",
+    multiple=True,
+    help="Replicated: the ldaps:// URL of another provider (repeatable); needs --server-id, "
+    "IACS_LDAP__REPLICATION_PASSWORD and a CA shared by the providers in DATA_DIR/tls.",
+)
 def directory_serve(
-    data_dir: Path, port: int, host: str, tls_names: tuple[str, ...], publish_ca: Path | None
+    data_dir: Path,
+    port: int,
+    host: str,
+    tls_names: tuple[str, ...],
+    publish_ca: Path | None,
+    server_id: int | None,
+    peers: tuple[str, ...],
 ) -> None:
     """Run slapd (ldaps) in the foreground with the production config (container entrypoint)."""
 
@@ -232,6 +251,7 @@ def directory_serve(
             host=host,
             tls_names=tls_names,
             publish_ca=publish_ca.resolve() if publish_ca else None,
+            replication=replication_for(settings, server_id, peers),
         )
     except ServerStartError as exc:
         click.echo(str(exc), err=True)

@@ -37,7 +37,16 @@ class LdapSettings(_Section):
     """Where the directory is and how each process binds to it."""
 
     url: str = "ldap://127.0.0.1:3389"
-    """LDAP URL of slapd: ``ldaps://`` in production (a plain ``ldap://`` is refused there)."""
+    """LDAP URL of slapd: ``ldaps://`` in production (a plain ``ldap://`` is refused there).
+    With replicated providers, their URLs separated by spaces, in the order this process
+    prefers them: it uses the first that answers and fails over to the next (``urls``)."""
+    write_url: str | None = None
+    """With replicated providers: the one designated provider every write goes to (ORG-2's
+    unique add, DEC-3's compare-and-swap and the sync worker's lease are only atomic on one
+    provider; multi-provider replication resolves concurrent writes to two providers by
+    keeping the later one, silently). Writes never fail over: while it is down they are
+    refused as unavailable. Every process of one installation must name the same one.
+    None: writes go where reads go (a single directory)."""
     ca_file: Path | None = None
     """PEM file of the CA that signed slapd's certificate; every ``ldaps://`` connection is
     verified against it (required in production). The launcher writes its test CA here."""
@@ -57,17 +66,38 @@ class LdapSettings(_Section):
     """Service account Keycloak's user federation binds with: writes people only."""
     keycloak_bind_password: SecretStr = SecretStr("keycloak-dev-secret")
     """Password of Keycloak's federation account."""
+    replication_password: SecretStr | None = None
+    """Password of the directory's replication account (``iacs directory serve --peer``): the
+    same on every provider; only the directory servers use it."""
     root_password: SecretStr | None = None
     """Password of the directory's root DN; only the directory server and its bootstrap use it."""
     timeout_seconds: float = Field(default=5.0, gt=0, le=120)
     """Connect and receive timeout for every LDAP operation."""
 
-    @field_validator("url")
+    @field_validator("url", "write_url")
     @classmethod
-    def _ldap_scheme(cls, value: str) -> str:
-        if not value.startswith(("ldap://", "ldaps://", "ldapi://")):
-            raise ValueError("must start with ldap://, ldaps:// or ldapi://")
+    def _ldap_scheme(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        urls = value.split()
+        if not urls:
+            raise ValueError("must name at least one LDAP URL")
+        for url in urls:
+            if not url.startswith(("ldap://", "ldaps://", "ldapi://")):
+                raise ValueError(f"{url!r} must start with ldap://, ldaps:// or ldapi://")
+        return " ".join(urls)
+
+    @field_validator("write_url")
+    @classmethod
+    def _one_write_url(cls, value: str | None) -> str | None:
+        if value is not None and len(value.split()) != 1:
+            raise ValueError("must be exactly one URL: the designated provider")
         return value
+
+    @property
+    def urls(self) -> list[str]:
+        """``url`` as a list: the providers in this process's order of preference."""
+        return self.url.split()
 
 
 class KeycloakSettings(_Section):
@@ -175,6 +205,23 @@ class SyncSettings(_Section):
     listen on a non-loopback address without one. The portal sends it with its nudge."""
     catalogue_file: Path | None = None
     """Application catalogue; None uses ``keycloak_config/catalogue.yaml``."""
+    lease_duration_seconds: float = Field(default=10, ge=2, le=300)
+    """How long the active worker's lease lasts unless renewed (``sync.lease``): a standby
+    takes over at most this long after the active worker dies."""
+    lease_renew_interval_seconds: float = Field(default=2, gt=0, le=150)
+    """How often the active worker renews its lease; at most half the duration. It is also
+    the margin by which a holder stops writing before its lease can pass to another."""
+    lease_holder: str | None = Field(default=None, pattern=r"^\S{1,200}$")
+    """This worker's id in the lease; None: host name, process id and a random part."""
+
+    @model_validator(mode="after")
+    def _renew_well_within_the_lease(self) -> SyncSettings:
+        if self.lease_renew_interval_seconds * 2 > self.lease_duration_seconds:
+            raise ValueError(
+                "IACS_SYNC__LEASE_RENEW_INTERVAL_SECONDS must be at most half of "
+                "IACS_SYNC__LEASE_DURATION_SECONDS"
+            )
+        return self
 
 
 class Settings(BaseSettings):
@@ -308,12 +355,13 @@ def ldap_transport_problems(settings: Settings) -> list[str]:
         return []
     ldap = settings.ldap
     problems = []
-    scheme = ldap.url.split("://", 1)[0].lower()
-    if scheme == "ldap":
+    schemes = {url.split("://", 1)[0].lower() for url in [*ldap.urls, ldap.write_url or ""] if url}
+    if "ldap" in schemes:
         problems.append(
             "IACS_LDAP__URL: plain ldap:// sends passwords in clear text; use ldaps:// "
             "(with IACS_LDAP__CA_FILE) outside the development stack"
         )
+    scheme = "ldaps" if "ldaps" in schemes else ""
     if scheme == "ldaps" and ldap.ca_file is None:
         problems.append(
             "IACS_LDAP__CA_FILE: must name the CA file that signed the directory's certificate"

@@ -194,7 +194,9 @@ def placeholders_from_settings(
         "PORTAL_CLIENT_SECRET": keycloak.portal_client_secret.get_secret_value(),
         "SYNC_CLIENT_ID": keycloak.sync_client_id,
         "SYNC_CLIENT_SECRET": keycloak.sync_client_secret.get_secret_value(),
-        "LDAP_URL": ldap_url or ldap.url,
+        # Keycloak's federation writes people (registration): the designated provider first.
+        "LDAP_URL": ldap_url
+        or " ".join(dict.fromkeys([*filter(None, [ldap.write_url]), *ldap.urls])),
         "LDAP_BIND_DN": ldap.keycloak_bind_dn,
         "LDAP_BIND_PASSWORD": ldap.keycloak_bind_password.get_secret_value(),
         "BASE_DN": ldap.base_dn,

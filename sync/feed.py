@@ -6,6 +6,13 @@
 atomically (temporary file, fsync, rename), and it only moves when the worker says a batch was
 applied. A cursor older than the oldest retained entry, or an empty log, means the log was
 purged past it (a gap): the worker must then reconcile fully.
+
+Replicated providers: each provider's accesslog logs every write it applies (its own and the
+replicated ones) at its own time, so a cursor is the reqStart of an entry in ONE provider's
+log. When the worker's connection fails over to another provider, that log does not hold the
+cursor's entry: the feed reports a gap and the worker reconciles in full against the provider
+it now reads, then follows that provider's log from there. Nothing is lost: what the full
+reconcile read is in Keycloak, and everything after it is in the log it now follows.
 """
 
 from __future__ import annotations
@@ -36,6 +43,8 @@ class ChangeSource(Protocol):
     def changes_since(self, cursor: str | None, *, limit: int = 1000) -> list: ...
 
     def oldest_change_cursor(self) -> str | None: ...
+
+    def has_change(self, cursor: str) -> bool: ...
 
 
 class CursorFile:
@@ -121,6 +130,7 @@ class ChangeFeed:
             oldest = self.source.oldest_change_cursor()
             # An empty log is a gap too: the cursor's entry is gone, and so is anything after it.
             gap = oldest is None or self.cursor is None or oldest > self.cursor
+        gap = gap or self._foreign()
         low = self._overlap_start()
         read: list = []
         cursor = low
@@ -130,6 +140,9 @@ class ChangeFeed:
             if len(page) < self.page:
                 break
             cursor = page[-1].cursor
+        # Checked again after the read: a failover between the check and the read would
+        # otherwise let a foreign log's entry become the cursor unnoticed.
+        gap = gap or self._foreign()
         changes = [change for change in read if change.cursor not in self._seen]
         if changes:
             head = max(change.cursor for change in changes)
@@ -144,6 +157,15 @@ class ChangeFeed:
             head = max(moment, self.cursor) if self.cursor else moment
             return Batch(changes=(), head=head, gap=True, exact=False)
         return Batch(changes=(), head=None, gap=False)
+
+    def _foreign(self) -> bool:
+        """Whether the log read now lacks the cursor's own entry: it was purged, or the cursor
+        came from another provider's log (replicated providers each log every write at their
+        own time, so a reqStart names an entry of one log only). Either way the changes
+        between the cursor and this log's entries are unknown: a gap, a full reconcile."""
+        if self.cursor is None or not self.exact:
+            return False
+        return not self.source.has_change(self.cursor)
 
     def applied(self, batch: Batch) -> None:
         """Move the cursor past ``batch`` (only after its effect is in Keycloak)."""

@@ -97,6 +97,9 @@ class KeycloakGateway:
         self._http = _http_pool(self._base, max(workers, READ_WORKERS))
         self.on_request: Callable[[], None] | None = None
         """Called after each admin-API request (``iacs sync once``'s progress bar counts them)."""
+        self.fence: Callable[[], None] | None = None
+        """Called before each admin-API write; it raises to refuse the write (the worker's
+        lease: a worker that no longer holds it sends nothing, see ``sync.lease``)."""
 
     @classmethod
     def from_settings(cls, settings: KeycloakSettings, workers: int = 8) -> KeycloakGateway:
@@ -329,6 +332,8 @@ class KeycloakGateway:
 
     def write(self, kind: str, call: Callable[[], T], tolerate: tuple[int, ...] = ()) -> T | None:
         """Run one admin-API write, count it, and treat the ``tolerate`` statuses as done."""
+        if self.fence is not None:
+            self.fence()
         with self._lock:
             self.writes[kind] += 1
         try:

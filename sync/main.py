@@ -18,6 +18,7 @@ from iacs.settings import Settings, SettingsError
 from .apply import log_out
 from .gateway import KeycloakGateway
 from .http import UnprotectedListenAddress, require_protected, serve
+from .lease import Lease
 from .logs import configure_logging
 from .pending_logouts import PendingLogouts
 from .reconcile import ReconcileProgress, ReconcileResult, reconcile
@@ -50,11 +51,20 @@ def run_once(settings: Settings, progress: ReconcileProgress | None = None) -> R
 
 
 def build_worker(settings: Settings) -> SyncWorker:
-    """The production worker: the directory as the sync account, gateways from the settings."""
+    """The production worker: the directory as the sync account, gateways from the settings,
+    and the active/standby lease (however many workers run, one applies at a time)."""
+    directory = Directory(settings.ldap, account="sync")
+    lease = Lease(
+        directory,
+        duration=settings.sync.lease_duration_seconds,
+        renew_interval=settings.sync.lease_renew_interval_seconds,
+        holder=settings.sync.lease_holder,
+    )
     return SyncWorker(
         settings,
-        directory=Directory(settings.ldap, account="sync"),
+        directory=directory,
         gateway_factory=lambda: KeycloakGateway.from_settings(settings.keycloak),
+        lease=lease,
     )
 
 

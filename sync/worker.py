@@ -14,6 +14,11 @@ Two kinds of run, both ``snapshot -> project -> diff -> apply``:
 
 The cursor moves only once a run's writes are done; a failed run leaves it where it was and is
 retried with exponential backoff (Keycloak or slapd down), as a full run.
+
+Active and standby (``sync.lease``): ``iacs sync run`` gives the worker a lease in the
+directory. Only while it holds it does the loop run and the gateway write; a standby waits,
+and when it takes over it starts with a full reconcile (what the previous holder left in
+Keycloak is read, not assumed) and runs a confirming one ``LATE_WRITE_SECONDS`` later.
 """
 
 from __future__ import annotations
@@ -41,6 +46,7 @@ from .feed import Batch, ChangeFeed, CursorFile
 from .gateway import KeycloakGateway, KeycloakUnavailable
 from .incremental import DesiredIndex
 from .keycloak_state import read_actual
+from .lease import LATE_WRITE_SECONDS, Lease, LeaseLost
 from .model import ActualState, DesiredState
 from .pending_logouts import PendingLogouts
 from .ports import SyncDirectory
@@ -98,6 +104,11 @@ class Metrics:
             "When the last full reconcile finished (Unix time)",
             registry=r,
         )
+        self.lease_held = Gauge(
+            "iacs_sync_lease_held",
+            "1 while this worker holds the active/standby lease (applies), 0 as a standby",
+            registry=r,
+        )
         self.missing_users = Gauge(
             "iacs_sync_missing_users",
             "Users with approved roles who are not in Keycloak (last run)",
@@ -121,8 +132,12 @@ class SyncWorker:
         gateway_factory: Callable[[], KeycloakGateway],
         catalogue: Catalogue | None = None,
         metrics: Metrics | None = None,
+        lease: Lease | None = None,
     ) -> None:
         self.settings = settings
+        self.lease = lease
+        """None: this worker is alone and always applies (``iacs sync once``, the tests)."""
+        self._standing_by = lease is not None
         self.catalogue = catalogue or load_catalogue(settings.sync.catalogue_file)
         self._leaves: dict = {}
         """Leaf groups already projected with this catalogue (see ``sync.project.project``)."""
@@ -164,6 +179,7 @@ class SyncWorker:
         """Healthy unless the last run failed; with what an operator wants to see."""
         details = {
             "status": "failing" if self.last_error else "ok",
+            "role": "active" if self.active() else "standby",
             "last_success": self.last_success,
             "last_error": self.last_error,
             "cursor": self.feed.cursor,
@@ -171,6 +187,20 @@ class SyncWorker:
             "pending_logouts": len(self.pending_logouts.load()),
         }
         return self.last_error is None, details
+
+    def active(self) -> bool:
+        """Whether this worker may write to Keycloak now: it holds the lease (or has none).
+
+        The one seam for anything the loop does besides syncing (scheduled jobs): ask this
+        first, so a standby does nothing twice.
+        """
+        return self.lease is None or self.lease.held()
+
+    def _gateway(self) -> KeycloakGateway:
+        gateway = self.gateway_factory()
+        if self.lease is not None:
+            gateway.fence = self.lease.check  # no write once the lease is no longer held
+        return gateway
 
     # -- runs --------------------------------------------------------------------------------
 
@@ -195,7 +225,7 @@ class SyncWorker:
         if not owed:
             return 0
         if self.gateway is None:
-            self.gateway = self.gateway_factory()
+            self.gateway = self._gateway()
         user_ids = dict(self.cache.user_ids) if self.cache is not None else {}
         problems = log_out(self.gateway, owed, user_ids, self.pending_logouts)
         self.metrics.logouts.inc(len(owed))
@@ -244,8 +274,10 @@ class SyncWorker:
         """
         kind = "full" if full else "incremental"
         started = time.perf_counter()
+        if self.lease is not None:
+            self.lease.check()  # fencing: before each batch (and the gateway before each write)
         if self.gateway is None:
-            self.gateway = self.gateway_factory()
+            self.gateway = self._gateway()
         if touched is not None and self._snapshot is not None and self._index is not None:
             # step() runs in full while what Keycloak holds or was last projected is unknown.
             assert self._desired is not None and self.cache is not None
@@ -375,19 +407,58 @@ class SyncWorker:
         )
 
     def run(self) -> None:
-        """Loop until ``stop``: poll, run, back off on failure."""
+        """Loop until ``stop``: poll, run, back off on failure; with a lease, only while held."""
         poll = self.settings.sync.poll_interval_seconds
-        while not self._stop.is_set():
-            try:
-                if time.monotonic() >= self._next_full:
-                    self.start_drift_check()
-                self.step()
-            except _retryable() as exc:
-                self._failed(exc)
-                continue
-            self._failures = 0
-            self._wake.wait(timeout=poll)
-            self._wake.clear()
+        if self.lease is not None:
+            self.lease.start(on_change=self._wake.set)
+        try:
+            while not self._stop.is_set():
+                if not self.active():
+                    self._stand_by()
+                    self._wake.wait(timeout=poll)
+                    self._wake.clear()
+                    continue
+                if self._standing_by:
+                    self._take_over()
+                try:
+                    if time.monotonic() >= self._next_full:
+                        self.start_drift_check()
+                    self.step()
+                    # Scheduled jobs belong here, behind `if self.active():` like the runs.
+                except LeaseLost:
+                    self._stand_by()
+                    continue
+                except _retryable() as exc:
+                    self._failed(exc)
+                    continue
+                self._failures = 0
+                self._wake.wait(timeout=poll)
+                self._wake.clear()
+        finally:
+            if self.lease is not None:
+                self.lease.stop()  # released: a standby takes over without waiting
+
+    def _stand_by(self) -> None:
+        """Not (or no longer) the active worker: forget what Keycloak held, write nothing."""
+        if not self._standing_by:
+            log.warning("standing by: this worker does not hold the lease")
+        self._standing_by = True
+        self.metrics.lease_held.set(0)
+        self.cache = None
+        self._index = None
+        self._drift = None
+        self.gateway = None
+
+    def _take_over(self) -> None:
+        """Just took the lease: the next run is a full one (cache is None), and a confirming
+        full reconcile follows once any write the previous holder had in flight has landed."""
+        self._standing_by = False
+        self.metrics.lease_held.set(1)
+        self.cache = None
+        self._index = None
+        self._drift = None
+        self._next_full = time.monotonic() + LATE_WRITE_SECONDS
+        log.info("active: this worker holds the lease and applies")
 
     def _failed(self, exc: BaseException) -> None:
         self._failures += 1

@@ -5,10 +5,12 @@ from __future__ import annotations
 import pytest
 
 from iacs.settings import (
+    LdapSettings,
     PortalSettings,
     Settings,
     SettingsError,
     known_environment_variables,
+    ldap_transport_problems,
     load_settings,
     settings_to_env,
 )
@@ -83,3 +85,25 @@ def test_sec_second_factor_can_be_turned_off_only_in_development(
         load_settings()
     monkeypatch.setenv("IACS_ENVIRONMENT", "development")
     assert load_settings().portal.second_factor_required is False
+
+
+def test_ldap_url_is_a_failover_list_and_writes_name_one_provider() -> None:
+    """Replicated providers: IACS_LDAP__URL lists them in order, IACS_LDAP__WRITE_URL is one."""
+    ldap = LdapSettings(url="ldaps://d1:636  ldaps://d2:636", write_url="ldaps://d1:636")
+    assert ldap.urls == ["ldaps://d1:636", "ldaps://d2:636"]
+    assert ldap.url == "ldaps://d1:636 ldaps://d2:636"
+    with pytest.raises(ValueError, match="exactly one URL"):
+        LdapSettings(write_url="ldaps://d1:636 ldaps://d2:636")
+    with pytest.raises(ValueError, match="must start with"):
+        LdapSettings(url="ldaps://d1:636 http://d2")
+    with pytest.raises(ValueError, match="at least one"):
+        LdapSettings(url="   ")
+
+
+def test_production_refuses_plain_ldap_anywhere_in_the_list() -> None:
+    settings = Settings(
+        environment="development",
+        ldap=LdapSettings(url="ldaps://d1:636 ldap://d2:389"),
+    )
+    production = settings.model_copy(update={"environment": "production"})
+    assert any("plain ldap://" in problem for problem in ldap_transport_problems(production))

@@ -19,6 +19,15 @@ one, the system's trusted CAs: the certificate must chain to them and name the h
 (``ldap3.Tls(validate=CERT_REQUIRED)``; ldap3 verifies nothing unless told to). A plain
 ``ldap://`` URL is only accepted outside production (``iacs.settings`` refuses it there).
 
+Replicated providers: ``url`` may name several (space-separated, the order of preference).
+Each new connection goes to the first that accepts it (ldap3 ``ServerPool``, ``FIRST``, one
+pass over the list, a refused server skipped): reads and the change feed fail over. A
+connection that had to fail over is reused for ``FAILBACK_SECONDS`` only, so the preferred
+provider is used again soon after it is back (not at once: a dead host, unlike a refusing
+one, costs a whole connect timeout to try). ``write_url`` names the one designated provider
+every write goes to, with no failover (see ``iacs.settings.LdapSettings.write_url``): a
+second pool of this class, pointed at that one URL.
+
 No schema is read (``get_info=NONE``) and searches are decoded by ``wire`` from the raw
 response bytes: ldap3's own entry decoding was most of the cost of a 10,000-person snapshot.
 """
@@ -30,6 +39,7 @@ import math
 import select
 import ssl
 import threading
+import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
@@ -68,6 +78,10 @@ INSUFFICIENT_ACCESS = 50
 NOT_ALLOWED_ON_NON_LEAF = 66
 ENTRY_ALREADY_EXISTS = 68
 ASSERTION_FAILED = 122
+
+FAILBACK_SECONDS = 30.0
+"""How long a connection that failed over to a later provider is reused before the preferred
+one is tried again."""
 
 _INVALID = {17, 18, 19, 21, 34, 64, 65, 67, 69}
 _UNAVAILABLE = {51, 52}
@@ -141,11 +155,31 @@ class ConnectionPool:
         size: int = 8,
         label: str = "",
         ca_file: Path | str | None = None,
+        write_url: str | None = None,
     ) -> None:
         if size < 1:
             raise ValueError("pool size must be at least 1")
-        ldap_server(url, ca_file=ca_file, timeout=timeout)  # a bad URL or CA fails here
-        self._url, self._ca_file = url, ca_file
+        self._urls = url.split()
+        if not self._urls:
+            raise ValueError("no LDAP URL given")
+        self._ca_file = ca_file
+        # A bad URL or CA fails here; the preferred server's name tells a failed-over connection.
+        self._preferred = ldap_server(self._urls[0], ca_file=ca_file, timeout=timeout).name
+        for other in self._urls[1:]:
+            ldap_server(other, ca_file=ca_file, timeout=timeout)
+        self._writer = (
+            None
+            if write_url is None
+            else ConnectionPool(
+                write_url,
+                bind_dn,
+                password,
+                timeout=timeout,
+                size=size,
+                label=label,
+                ca_file=ca_file,
+            )
+        )
         self._bind_dn = bind_dn
         self._password = password
         self._timeout = timeout
@@ -157,11 +191,22 @@ class ConnectionPool:
 
     # -- lending ---------------------------------------------------------------------------
 
+    def _server(self) -> ldap3.Server | ldap3.ServerPool:
+        """A new Server (or pool of them) per connection: ldap3 marks an address that failed
+        once unusable for 5 s and then reports only "invalid server address", hiding the cause.
+        """
+        servers = [
+            ldap_server(url, ca_file=self._ca_file, timeout=self._timeout) for url in self._urls
+        ]
+        if len(servers) == 1:
+            return servers[0]
+        # One pass in order (active=1), a server that refused is dropped (exhaust): then
+        # LDAPServerPoolExhaustedError, which run() reports as DirectoryUnavailable.
+        return ldap3.ServerPool(servers, ldap3.FIRST, active=1, exhaust=True)  # type: ignore[arg-type]  # ldap3 takes a number of passes
+
     def _open(self) -> ldap3.Connection:
         connection = ldap3.Connection(
-            # A Server per connection: ldap3 marks an address that failed once unusable for
-            # 5 s and then reports only "invalid server address", hiding the real cause.
-            ldap_server(self._url, ca_file=self._ca_file, timeout=self._timeout),
+            self._server(),
             self._bind_dn,
             self._password,
             client_strategy=ldap3.SYNC,
@@ -171,6 +216,7 @@ class ConnectionPool:
             raise_exceptions=False,
             return_empty_attributes=False,
         )
+        connection.iacs_opened_at = time.monotonic()  # type: ignore[attr-defined]
         try:
             connection.open()
             if not connection.bind():
@@ -186,6 +232,10 @@ class ConnectionPool:
         except LDAPBindError as exc:
             raise BindFailed(f"cannot bind as {self._label}: {exc}", dn=self._bind_dn) from exc
         return connection
+
+    @staticmethod
+    def _age(connection: ldap3.Connection) -> float:
+        return time.monotonic() - getattr(connection, "iacs_opened_at", 0.0)
 
     @staticmethod
     def _stale(connection: ldap3.Connection) -> bool:
@@ -218,7 +268,8 @@ class ConnectionPool:
 
     def _checkin(self, connection: ldap3.Connection) -> None:
         with self._lock:
-            if self._closed:
+            failed_over = connection.server.name != self._preferred
+            if self._closed or (failed_over and self._age(connection) > FAILBACK_SECONDS):
                 _quiet_unbind(connection)
             else:
                 self._idle.append(connection)
@@ -266,11 +317,21 @@ class ConnectionPool:
 
     def close(self) -> None:
         """Unbind every idle connection; lent ones are unbound when they come back."""
+        if self._writer is not None:
+            self._writer.close()
         with self._lock:
             self._closed = True
             idle, self._idle = self._idle, []
         for connection in idle:
             _quiet_unbind(connection)
+
+    @property
+    def primary(self) -> ConnectionPool:
+        """Where writes go: the designated provider's pool, or this one (a single directory).
+
+        A compare-and-swap reads its expected value here too: a replica may lag behind it.
+        """
+        return self._writer or self
 
     # -- operations --------------------------------------------------------------------------
 
@@ -360,6 +421,8 @@ class ConnectionPool:
         allow: Iterable[int],
         idempotent: bool,
     ) -> int:
+        if self._writer is not None:  # the designated provider: writes never fail over
+            return self._writer._write(dn, send, allow=allow, idempotent=idempotent)
         allowed = {SUCCESS, *allow}
 
         def operation(connection: ldap3.Connection) -> int:

@@ -127,6 +127,8 @@ class Tree:
         self.services = f"ou=services,{base_dn}"
         self.system = f"ou=system,{base_dn}"
         self.help_desk = f"cn={HELP_DESK_RDN},{self.system}"
+        self.sync_lease = f"cn=sync-lease,{self.system}"
+        """The sync workers' active/standby lease (``directory_schema.config.sync_lease_dn``)."""
         self.organizations = f"ou=organizations,{base_dn}"
         self.surrogate_groups = f"ou=surrogate-groups,{base_dn}"
         self.practitioners = f"ou=practitioners,{base_dn}"

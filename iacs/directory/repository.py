@@ -68,6 +68,7 @@ class Directory(OrganizationStore, RecordStore):
             size=pool_size,
             label=bind_dn,
             ca_file=settings.ca_file,
+            write_url=settings.write_url,
         )
 
     def close(self) -> None:
@@ -215,6 +216,44 @@ class Directory(OrganizationStore, RecordStore):
         return change_feed.changes_since(
             self._pool, self.tree, self.settings.accesslog_dn, cursor, limit=limit
         )
+
+    def has_change(self, cursor: str) -> bool:
+        """Whether the log read here holds the write ``cursor`` names (``sync.feed``: a cursor
+        another provider's log gave, or one purged since, is not there)."""
+        return change_feed.has_entry(self._pool, self.settings.accesslog_dn, cursor)
+
+    # -- the sync workers' lease -----------------------------------------------------------
+
+    def read_lease(self) -> str | None:
+        """The lease's value (``"<holder> <expiry>"``) on the designated provider; None: free."""
+        found = self._pool.primary.read(self.tree.sync_lease, ("iacsLease",))
+        if found is None:
+            raise NotFound(f"the lease entry {self.tree.sync_lease} is missing")
+        values = found.get("iacslease") or []
+        return values[0] if values else None
+
+    def swap_lease(self, expected: str | None, new: str | None) -> bool:
+        """Replace the lease's value ``expected`` by ``new`` in ONE modify, or do nothing.
+
+        The compare-and-swap of DEC-3: the modify deletes the exact old value and adds the new
+        one, so slapd refuses it (noSuchAttribute) when another worker changed the value in
+        between; taking a free lease adds to a SINGLE-VALUE attribute, which slapd refuses
+        (constraintViolation) once someone else added one. True when this swap won.
+        """
+        ops: list[tuple[str, list[str]]] = []
+        if expected is not None:
+            ops.append((ldap3.MODIFY_DELETE, [expected]))
+        if new is not None:
+            ops.append((ldap3.MODIFY_ADD, [new]))
+        if not ops:
+            return True
+        code = self._pool.primary.modify(
+            self.tree.sync_lease,
+            {"iacsLease": ops},
+            allow=(NO_SUCH_ATTRIBUTE, CONSTRAINT_VIOLATION, ATTRIBUTE_OR_VALUE_EXISTS),
+            idempotent=False,
+        )
+        return code == 0
 
     def oldest_change_cursor(self) -> str | None:
         """The oldest retained ``reqStart``: a cursor older than this has missed writes."""

@@ -43,8 +43,11 @@ from directory_schema.config import (
     ACCESSLOG_SUFFIX,
     ARGON2_OPTIONS,
     DirectoryPaths,
+    Replication,
     password_policy_dn,
     render_slapd_conf,
+    replicator_dn,
+    sync_lease_dn,
 )
 from directory_schema.config import service_dn as _service_dn
 from iacs.directory.connection import ldap_server
@@ -65,8 +68,10 @@ __all__ = [
     "default_service_passwords",
     "generate_config",
     "hash_password",
+    "replication_for",
     "serve_foreground",
     "service_dn",
+    "start_providers",
     "start_slapd",
 ]
 
@@ -163,6 +168,7 @@ def generate_config(
     max_size_bytes: int = 1 << 30,
     durable: bool = True,
     extra_config: str = "",
+    replication: Replication | None = None,
 ) -> str:
     """The production ``slapd.conf`` (``directory_schema/slapd.conf.in``) for ``run_dir``.
 
@@ -191,6 +197,7 @@ def generate_config(
         max_size_bytes=max_size_bytes,
         durable=durable,
         extra_config=extra_config,
+        replication=replication,
     )
 
 
@@ -339,7 +346,7 @@ def _finish_bootstrap(
 
     A password that already binds is left alone (no rewrite, no change-log entry); another is
     set with the password modify operation as the root DN, so slapd hashes it with Argon2.
-    The policy entry is added to a directory bootstrapped before it existed.
+    The policy and lease entries are added to a directory bootstrapped before they existed.
     """
     for name, password in passwords.items():
         dn = service_dn(name, base_dn)
@@ -360,12 +367,61 @@ def _finish_bootstrap(
     if connection is None:
         raise ServerStartError(f"cannot bind as {root_dn}")
     try:
-        policy = password_policy_dn(base_dn)
-        if not connection.search(policy, "(objectClass=pwdPolicy)", ldap3.BASE, attributes=["1.1"]):
-            entry = _bootstrap_entry(base_dn, policy)
-            connection.add(policy, attributes=entry)
-            if connection.result["result"] not in (0, 68):
-                raise ServerStartError(f"cannot add {policy}: {connection.result}")
+        for dn in (password_policy_dn(base_dn), sync_lease_dn(base_dn)):
+            if not connection.search(dn, "(objectClass=*)", ldap3.BASE, attributes=["1.1"]):
+                connection.add(dn, attributes=_bootstrap_entry(base_dn, dn))
+                if connection.result["result"] not in (0, 68):
+                    raise ServerStartError(f"cannot add {dn}: {connection.result}")
+    finally:
+        connection.unbind()
+
+
+def _ensure_replicator(
+    server: ldap3.Server, base_dn: str, root_dn: str, root_password: str, password: str
+) -> None:
+    """The replication account with ``password`` (first provider only; it replicates)."""
+    dn = replicator_dn(base_dn)
+    existing = _bind(server, dn, password)
+    if existing is not None:
+        existing.unbind()
+        return
+    connection = _bind(server, root_dn, root_password)
+    if connection is None:
+        raise ServerStartError(f"cannot bind as {root_dn}")
+    try:
+        connection.add(
+            dn,
+            attributes={
+                "objectClass": ["applicationProcess", "simpleSecurityObject"],
+                "cn": "replicator",
+                "description": "Multi-provider replication: reads the whole tree, writes nothing",
+                "userPassword": hash_password(password),
+            },
+        )
+        if connection.result["result"] == 68:
+            connection.modify(
+                dn, {"userPassword": [(ldap3.MODIFY_REPLACE, [hash_password(password)])]}
+            )
+        if connection.result["result"] != 0:
+            raise ServerStartError(f"cannot set up {dn}: {connection.result}")
+    finally:
+        connection.unbind()
+
+
+def _replica_probe(url: str, ca_file: Path, base_dn: str, root_dn: str, root_password: str) -> bool:
+    """A provider that started empty is ready once the first one's bootstrap has replicated:
+    the service accounts, the replication account and the password policy are all there."""
+    server = ldap_server(url, ca_file=ca_file, timeout=1)
+    connection = _bind(server, root_dn, root_password, timeout=1)
+    if connection is None:
+        return False
+    try:
+        wanted = [service_dn(name, base_dn) for name in SERVICE_ACCOUNTS]
+        wanted += [replicator_dn(base_dn), password_policy_dn(base_dn)]
+        return all(
+            connection.search(dn, "(objectClass=*)", ldap3.BASE, attributes=["1.1"])
+            for dn in wanted
+        )
     finally:
         connection.unbind()
 
@@ -398,6 +454,7 @@ def start_slapd(
     host: str = "127.0.0.1",
     tls_dir: Path | None = None,
     tls_names: Iterable[str] = (),
+    replication: Replication | None = None,
 ) -> SlapdInstance:
     """Start slapd for ``base_dn`` on ``ldaps://host`` (a free port unless ``port`` is given).
 
@@ -409,9 +466,18 @@ def start_slapd(
     fresh random one per start. The TLS files are in ``tls_dir`` (default ``run_dir/tls``),
     made if missing, for the loopback names plus ``tls_names``.
 
+    With ``replication`` this slapd is one provider of a multi-provider set (``port`` must be
+    given: the peers' configurations name it). Only ``server_id`` 1 bootstraps an empty data
+    directory and sets the passwords; another provider starts empty, replicates everything
+    from its peers, and is ready once the bootstrap has arrived (no second bootstrap, whose
+    entries would conflict with the first one's).
+
     Raises ``MissingPrerequisite`` when slapd is not installed and ``ServerStartError`` (with
     slaptest's output or the log tail) when it does not come up; then no slapd is left behind.
     """
+    if replication is not None and port is None:
+        raise ValueError("a replicated provider needs its port (its peers' syncrepl names it)")
+    first_provider = replication is None or replication.server_id == 1
     slapd = _find_program("slapd")
     slaptest = _find_program("slaptest")
     slapadd = _find_program("slapadd")
@@ -424,7 +490,7 @@ def start_slapd(
     for sub in ("data/main", "data/accesslog"):
         (run_dir / sub).mkdir(parents=True, exist_ok=True)
     os.chmod(run_dir, 0o700)
-    needs_bootstrap = not (run_dir / "data" / "main" / "data.mdb").exists()
+    needs_bootstrap = first_provider and not (run_dir / "data" / "main" / "data.mdb").exists()
     tls = ensure_server_tls(Path(tls_dir or run_dir / "tls").resolve(), tls_names)
 
     root_dn = f"cn=admin,{base_dn}"
@@ -439,6 +505,7 @@ def start_slapd(
             root_dn=root_dn,
             durable=durable,
             extra_config=extra_config,
+            replication=replication,
         )
     )
     config_path.chmod(0o600)
@@ -482,7 +549,12 @@ def start_slapd(
             process.wait_ready(
                 # A new Server per probe: ldap3 marks an address that refused once unusable.
                 functools.partial(
-                    _probe_new_server, url, tls.ca_file, base_dn, root_dn, root_password
+                    _probe_new_server if first_provider else _replica_probe,
+                    url,
+                    tls.ca_file,
+                    base_dn,
+                    root_dn,
+                    root_password,
                 ),
                 timeout,
             )
@@ -495,13 +567,11 @@ def start_slapd(
             process.stop()
             raise
         try:
-            _finish_bootstrap(
-                ldap_server(url, ca_file=tls.ca_file, timeout=5),
-                base_dn,
-                root_dn,
-                root_password,
-                passwords,
-            )
+            server = ldap_server(url, ca_file=tls.ca_file, timeout=5)
+            if first_provider:
+                _finish_bootstrap(server, base_dn, root_dn, root_password, passwords)
+            if replication is not None and first_provider:
+                _ensure_replicator(server, base_dn, root_dn, root_password, replication.password)
         except BaseException:
             process.stop()
             raise
@@ -519,6 +589,76 @@ def start_slapd(
     raise AssertionError("unreachable")  # pragma: no cover
 
 
+def start_providers(
+    run_dirs: Iterable[Path],
+    *,
+    tls_dir: Path,
+    replication_password: str | None = None,
+    **options: object,
+) -> list[SlapdInstance]:
+    """Start a multi-provider set on this machine, one provider per run directory.
+
+    Each gets a free port and the others' URLs as its peers; they share ``tls_dir``'s CA (the
+    providers verify each other with it) and one root password. The first provider bootstraps
+    the tree, the others replicate it. ``options`` go to every ``start_slapd``. On a failure
+    the providers already started are stopped.
+    """
+    dirs = [Path(run_dir) for run_dir in run_dirs]
+    if len(dirs) < 2:
+        raise ValueError("a multi-provider set needs at least two providers")
+    password = replication_password or secrets.token_urlsafe(24)
+    root_password = str(options.pop("root_password", None) or secrets.token_urlsafe(24))
+    ports = [free_port() for _ in dirs]
+    urls = [f"ldaps://127.0.0.1:{port}" for port in ports]
+    started: list[SlapdInstance] = []
+    try:
+        for index, run_dir in enumerate(dirs):
+            replication = Replication(
+                server_id=index + 1,
+                peers=tuple(url for other, url in enumerate(urls) if other != index),
+                password=password,
+            )
+            started.append(
+                start_slapd(
+                    run_dir,
+                    port=ports[index],
+                    tls_dir=tls_dir,
+                    root_password=root_password,
+                    replication=replication,
+                    **options,  # type: ignore[arg-type]
+                )
+            )
+    except BaseException:
+        for instance in started:
+            instance.stop()
+        raise
+    return started
+
+
+def replication_for(
+    settings: Settings, server_id: int | None, peers: Iterable[str]
+) -> Replication | None:
+    """The ``Replication`` of ``iacs directory serve --server-id N --peer URL...``, or None.
+
+    The replication account's password is ``IACS_LDAP__REPLICATION_PASSWORD`` (the same on
+    every provider); a half-given replication (an id without peers, or no password) is an
+    error rather than a silently single directory.
+    """
+    peers = tuple(peers)
+    if server_id is None and not peers:
+        return None
+    password = settings.ldap.replication_password
+    if server_id is None or not peers or password is None or not password.get_secret_value():
+        raise ServerStartError(
+            "a replicated provider needs --server-id, at least one --peer and "
+            "IACS_LDAP__REPLICATION_PASSWORD"
+        )
+    try:
+        return Replication(server_id, peers, password.get_secret_value())
+    except ValueError as exc:
+        raise ServerStartError(f"invalid replication settings: {exc}") from exc
+
+
 def serve_foreground(
     data_dir: Path,
     *,
@@ -528,6 +668,7 @@ def serve_foreground(
     log_level: str = "stats",
     tls_names: Iterable[str] = (),
     publish_ca: Path | None = None,
+    replication: Replication | None = None,
 ) -> int:
     """Run the production directory in the foreground until SIGTERM or SIGINT; the exit code.
 
@@ -542,6 +683,11 @@ def serve_foreground(
     host's name and ``tls_names`` are made there unless present (an operator with a PKI puts
     ``ca.pem``, ``server.pem`` and ``server.key`` there instead); clients need ``ca.pem``,
     which ``publish_ca`` copies to a path the clients can read (a volume without the keys).
+
+    ``replication`` (``replication_for``) makes it one provider of a multi-provider set; the
+    providers verify each other, so they need one CA: put the same ``ca.pem`` and ``ca.key``
+    in each provider's ``data_dir/tls`` before the first start (each issues its own server
+    certificate from it).
     """
     ldap = settings.ldap
     if ldap.root_password is None or not ldap.root_password.get_secret_value():
@@ -572,6 +718,7 @@ def serve_foreground(
             log_level=log_level,
             durable=True,
             tls_names=[socket.gethostname(), *tls_names],
+            replication=replication,
         )
         with instance:
             if publish_ca is not None:

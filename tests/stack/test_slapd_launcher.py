@@ -30,6 +30,7 @@ BOOTSTRAP = {
     "ou=system,dc=iacs,dc=example",
     "cn=help-desk,ou=system,dc=iacs,dc=example",
     "cn=password-policy,ou=system,dc=iacs,dc=example",
+    "cn=sync-lease,ou=system,dc=iacs,dc=example",
     "ou=organizations,dc=iacs,dc=example",
     "ou=surrogate-groups,dc=iacs,dc=example",
     "ou=practitioners,dc=iacs,dc=example",

@@ -28,6 +28,9 @@ class Log:
     def oldest_change_cursor(self) -> str | None:
         return self.cursors[0] if self.cursors else None
 
+    def has_change(self, cursor: str) -> bool:
+        return cursor in self.cursors
+
 
 def t(n: int) -> str:
     return f"20261129000000.{n:06d}Z"
@@ -121,3 +124,15 @@ def test_a_late_entry_behind_the_cursor_is_still_read_once(tmp_path) -> None:
     assert late.head == t(3)  # the cursor does not go back
     feed.applied(late)
     assert feed.pending().changes == ()  # and it is not read again
+
+
+def test_a_cursor_the_log_does_not_hold_is_a_gap(tmp_path) -> None:
+    """Another provider's log (a failover) holds other reqStart values: a full reconcile."""
+    store = CursorFile(tmp_path / "c.json")
+    store.save(t(5))
+    feed = ChangeFeed(Log(t(1), t(4), t(6)), store)
+    batch = feed.pending()
+    assert batch.gap
+    feed.applied(batch)
+    assert feed.cursor == t(6)
+    assert not feed.pending().gap  # the log it now follows holds its cursor
