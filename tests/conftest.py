@@ -13,4 +13,5 @@ pytest_plugins = [
     "tests.fixtures.keycloak",
     "tests.fixtures.redis",
     "tests.fixtures.postgres",
+    "tests.fixtures.cluster",
 ]
