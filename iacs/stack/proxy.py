@@ -1,10 +1,12 @@
 """The TLS proxy in front of several portals and Keycloak nodes: nginx from Debian, one address.
 
-The scaled-out deployment publishes one address: TLS ends at the proxy, ``/auth/`` goes to the
-Keycloak nodes (over TLS again, verified against the deployment's CA), everything else to the
-portal instances. Compose's proxy (``deploy/proxy/nginx.conf``) has the same shape with one
-upstream each; ``render_config`` writes the general form, for any number of instances, and the
-launcher runs it natively for the failover tests and the dev stack.
+The scaled-out deployment publishes one address: TLS ends at the proxy, Keycloak's paths under
+``/auth/`` (``KEYCLOAK_PATHS``) go to the Keycloak nodes (over TLS again, verified against the
+deployment's CA), everything else to the portal instances. Compose's proxy
+(``deploy/proxy/nginx.conf``) has the same shape with one upstream each (but sends all of
+``/auth/`` to Keycloak, the portal's ``/auth/login`` included); ``render_config`` writes the
+general form, for any number of instances, and the launcher runs it natively for the failover
+tests.
 
 Failover without losing a request: nginx OSS checks its upstreams passively. A connection
 refused or reset, a timeout, or a 502/503/504 sends the request on to the next instance
@@ -41,6 +43,12 @@ INSTALL_HINT = "apt-get install nginx-light"
 HOST = "127.0.0.1"
 FAIL_TIMEOUT_SECONDS = 10
 """How long an instance that failed a request is skipped before nginx tries it again."""
+KEYCLOAK_PATHS = ("/auth/realms/", "/auth/resources/", "/auth/admin/", "/auth/js/")
+"""What of ``/auth`` is Keycloak's: the portal's own routes live under ``/auth`` too
+(``/auth/login``, ``/auth/callback``, ``/auth/logout``, ``/auth/backchannel-logout``), so the
+proxy sends only Keycloak's prefixes to Keycloak and everything else to the portal. The admin
+prefix serves the sync worker and ``iacs keycloak apply``; a deployment whose proxy faces the
+internet limits ``/auth/admin/`` to its own network (Keycloak's advice)."""
 UPSTREAM_TLS_NAME = "localhost"
 """The name the proxy verifies on a Keycloak node's certificate (``iacs.stack.tls`` names it)."""
 
@@ -88,7 +96,7 @@ def render_config(
     """The ``nginx.conf`` of a proxy on ``listen`` (``host:port``) for the given instances.
 
     ``portals`` are plain-http ``host:port`` of portal instances (served at ``/``), ``keycloaks``
-    the https ``host:port`` of Keycloak nodes (served at ``/auth/``, verified against
+    the https ``host:port`` of Keycloak nodes (served at ``KEYCLOAK_PATHS``, verified against
     ``upstream_ca``, by default the proxy's own CA).
     """
     if not portals and not keycloaks:
@@ -142,9 +150,9 @@ def render_config(
         "        proxy_next_upstream error timeout http_502 http_503 http_504;",
         "        proxy_next_upstream_tries 3;",
     ]
-    if keycloaks:
+    for prefix in KEYCLOAK_PATHS if keycloaks else ():
         lines += [
-            "        location /auth/ {",
+            f"        location {prefix} {{",
             "            proxy_pass https://keycloak;",
             "            proxy_ssl_verify on;",
             f"            proxy_ssl_trusted_certificate {_path(ca)};",
