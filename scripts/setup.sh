@@ -2,6 +2,7 @@
 # Everything a fresh Debian machine needs to run the stack and the tests. Idempotent and quick
 # when already done: each step checks before it installs.
 #   - Debian packages: slapd, ldap-utils (the directory), redis-server (the portal's sessions),
+#     postgresql and nginx-light (the clustered Keycloak's database, the scale-out proxy),
 #     chromium (browser tests),
 #     a Java runtime and Maven (to fetch and run Keycloak);
 #   - a virtualenv in .venv with the project and its test extras;
@@ -14,6 +15,10 @@ need_apt=()
 command -v slapd >/dev/null 2>&1 || [ -x /usr/sbin/slapd ] || need_apt+=(slapd)
 command -v ldapsearch >/dev/null 2>&1 || need_apt+=(ldap-utils)
 command -v redis-server >/dev/null 2>&1 || need_apt+=(redis-server)
+# PostgreSQL (the Keycloak cluster's database) and nginx (the TLS proxy of the scaled-out tests).
+command -v initdb >/dev/null 2>&1 || compgen -G '/usr/lib/postgresql/*/bin/initdb' >/dev/null \
+  || need_apt+=(postgresql)
+command -v nginx >/dev/null 2>&1 || [ -x /usr/sbin/nginx ] || need_apt+=(nginx-light)
 command -v chromium >/dev/null 2>&1 || need_apt+=(chromium)
 command -v java >/dev/null 2>&1 || need_apt+=(openjdk-17-jre-headless)
 command -v mvn >/dev/null 2>&1 || need_apt+=(maven)

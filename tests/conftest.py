@@ -12,4 +12,6 @@ pytest_plugins = [
     "tests.fixtures.slapd",
     "tests.fixtures.keycloak",
     "tests.fixtures.redis",
+    "tests.fixtures.postgres",
+    "tests.fixtures.cluster",
 ]

@@ -28,7 +28,9 @@ import fcntl
 import json
 import os
 import re
+import secrets
 import shutil
+import socket
 import subprocess
 import time
 import zipfile
@@ -46,6 +48,7 @@ from iacs.stack.process import (
     free_port,
     tail,
 )
+from iacs.stack.tls import TlsFiles
 
 if TYPE_CHECKING:
     from keycloak import KeycloakAdmin
@@ -61,6 +64,20 @@ BUILD_OPTIONS: tuple[str, ...] = (
     "--metrics-enabled=true",
 )
 """Build-time options baked into the cached distribution (``kc.sh build``)."""
+
+CLUSTER_VARIANT = "postgres"
+CLUSTER_BUILD_OPTIONS: tuple[str, ...] = (
+    "--db=postgres",
+    "--health-enabled=true",
+    "--metrics-enabled=true",
+    "--http-relative-path=/auth",
+)
+"""Build options of the clustered nodes: those of compose's Keycloak image
+(``deploy/keycloak/Dockerfile``): PostgreSQL, everything under ``/auth`` so that one TLS proxy
+serves the portal at ``/`` and Keycloak at ``/auth``. The cache stays Keycloak's production
+default, embedded Infinispan with the ``jdbc-ping`` discovery (the shared database, no
+multicast: it works on one host and across hosts alike). Built into a copy of the cached
+distribution (``keycloak-<version>-postgres``), never into it."""
 
 REALM_CACHE_ENTRIES = 50_000
 """Keycloak's realm cache holds groups too: at its default 10,000 entries, a realm with 21,000
@@ -175,12 +192,17 @@ def cache_root(cache_dir: Path | None = None) -> Path:
     return Path.home() / ".cache" / "iacs"
 
 
-def ensure_distribution(version: str = KEYCLOAK_VERSION, cache_dir: Path | None = None) -> Path:
+def ensure_distribution(
+    version: str = KEYCLOAK_VERSION, cache_dir: Path | None = None, *, variant: str | None = None
+) -> Path:
     """The home of a built Keycloak distribution, fetching and building it the first time.
 
     Parallel callers are serialized by a file lock; the one that comes second finds the stamp and
-    returns at once.
+    returns at once. ``variant="postgres"`` is the clustered nodes' build
+    (``CLUSTER_BUILD_OPTIONS``): a copy of the base distribution, built once beside it.
     """
+    if variant is not None:
+        return _ensure_variant(version, cache_dir, variant)
     version_dir = cache_root(cache_dir) / "keycloak" / version
     home = version_dir / f"keycloak-{version}"
     if _stamp_matches(home):
@@ -213,12 +235,52 @@ def ensure_distribution(version: str = KEYCLOAK_VERSION, cache_dir: Path | None 
     return home
 
 
-def _stamp_matches(home: Path) -> bool:
+VARIANTS: dict[str, tuple[str, ...]] = {CLUSTER_VARIANT: CLUSTER_BUILD_OPTIONS}
+
+
+def _ensure_variant(version: str, cache_dir: Path | None, variant: str) -> Path:
+    """A copy of the base distribution built with the variant's options (base left untouched)."""
+    options = VARIANTS[variant]
+    base = ensure_distribution(version, cache_dir)
+    version_dir = base.parent
+    home = version_dir / f"keycloak-{version}-{variant}"
+    if _stamp_matches(home, options):
+        return home
+    with _file_lock(version_dir / f".lock-{variant}"):
+        if _stamp_matches(home, options):
+            return home
+        java = find_java()
+        started = time.monotonic()
+        staging = version_dir / f"copying-{variant}"
+        shutil.rmtree(staging, ignore_errors=True)
+        # data/ holds the base build's H2 files and transaction logs: not part of a copy.
+        shutil.copytree(base, staging, ignore=shutil.ignore_patterns("data", STAMP_NAME))
+        _build(staging, java, version_dir / f"build-{variant}.log", options)
+        shutil.rmtree(home, ignore_errors=True)
+        staging.rename(home)
+        (home / STAMP_NAME).write_text(
+            json.dumps(
+                {
+                    "version": version,
+                    "variant": variant,
+                    "build_options": list(options),
+                    "java_home": str(java.home),
+                    "java_major": java.major,
+                    "build_seconds": round(time.monotonic() - started, 1),
+                },
+                indent=2,
+            )
+            + "\n"
+        )
+    return home
+
+
+def _stamp_matches(home: Path, options: Sequence[str] = BUILD_OPTIONS) -> bool:
     try:
         stamp = json.loads((home / STAMP_NAME).read_text())
     except (FileNotFoundError, ValueError):
         return False
-    return stamp.get("build_options") == list(BUILD_OPTIONS)
+    return stamp.get("build_options") == list(options)
 
 
 @contextlib.contextmanager
@@ -279,10 +341,12 @@ def _unzip(archive: Path, target: Path) -> None:
                 extracted.chmod(mode)
 
 
-def _build(home: Path, java: JavaRuntime, log_path: Path) -> None:
+def _build(
+    home: Path, java: JavaRuntime, log_path: Path, options: Sequence[str] = BUILD_OPTIONS
+) -> None:
     with log_path.open("wb") as log:
         result = subprocess.run(
-            [str(home / "bin" / "kc.sh"), "build", *BUILD_OPTIONS],
+            [str(home / "bin" / "kc.sh"), "build", *options],
             stdout=log,
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
@@ -313,6 +377,83 @@ def _server_env(java: JavaRuntime, extra: dict[str, str] | None = None) -> dict[
 
 
 # --------------------------------------------------------------------------------------------
+# One node of a cluster
+
+CLUSTER_PATH = "/auth"
+"""Where the clustered nodes serve (``--http-relative-path``, baked into the variant's build)."""
+
+CLUSTER_PORT_RANGE = (9100, 15400)
+"""Where a node's JGroups port is picked: JGroups' failure detection (FD_SOCK2) listens at the
+transport port + 50,000, which must stay below 65,536 (Keycloak's default pair is 7800/57800)."""
+
+
+def free_cluster_port() -> int:
+    """A port for a node's JGroups transport whose failure-detection twin (+50,000) is free too."""
+    for _ in range(200):
+        port = (
+            secrets.randbelow(CLUSTER_PORT_RANGE[1] - CLUSTER_PORT_RANGE[0]) + CLUSTER_PORT_RANGE[0]
+        )
+        if all(_bindable(candidate) for candidate in (port, port + 1, port + 50_000)):
+            return port
+    raise ServerStartError("no free port pair for the JGroups transport")
+
+
+def _bindable(port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
+@dataclass(frozen=True)
+class ClusterNode:
+    """What makes a Keycloak start one node of a cluster.
+
+    Every node of a cluster shares the database (realms, users, and in Keycloak 26 the user
+    sessions, persisted there) and discovers the others through it (``jdbc-ping``); the embedded
+    Infinispan caches of all nodes then form one cluster, so a session started on one node is
+    known on every node and survives the loss of the one that started it. Every node answers
+    with the same public address (``public_url``, the proxy in front), so tokens issued by one
+    carry the issuer the others expect.
+    """
+
+    db_url: str
+    """``jdbc:postgresql://host:port/database`` (``PostgresInstance.jdbc_url``)."""
+    db_username: str
+    db_password: str = field(repr=False)
+    tls: TlsFiles
+    """Server certificate and key of the node's https listener (``iacs.stack.tls``)."""
+    public_url: str
+    """``https://<proxy>/auth``: the ``--hostname`` of every node."""
+    cluster_port: int = field(default_factory=free_cluster_port)
+    """This node's JGroups transport port on 127.0.0.1 (a free one by default)."""
+    trusted_proxies: str = "127.0.0.1/32"
+    """Addresses whose ``X-Forwarded-*`` headers the node believes (the proxy's)."""
+
+    def arguments(self, https_port: int) -> list[str]:
+        """The listener, database and cluster options of ``kc.sh start``."""
+        return [
+            "--http-enabled=false",
+            "--http-host=127.0.0.1",  # the address of the https listener too
+            f"--https-port={https_port}",
+            f"--https-certificate-file={self.tls.cert_file}",
+            f"--https-certificate-key-file={self.tls.key_file}",
+            f"--hostname={self.public_url}",
+            "--hostname-backchannel-dynamic=true",  # a worker may also talk to a node directly
+            "--proxy-headers=xforwarded",
+            f"--proxy-trusted-addresses={self.trusted_proxies}",
+            f"--db-url={self.db_url}",
+            f"--db-username={self.db_username}",
+            "--cache=ispn",
+            "--cache-stack=jdbc-ping",
+            "--cache-embedded-network-bind-address=127.0.0.1",
+            f"--cache-embedded-network-bind-port={self.cluster_port}",
+        ]
+
+
+# --------------------------------------------------------------------------------------------
 # A running server
 
 
@@ -330,6 +471,8 @@ class KeycloakInstance:
     run_dir: Path
     log_path: Path
     process: ManagedProcess = field(repr=False)
+    ca_file: Path | None = None
+    """The CA of a clustered node's https listener (None: a plain-http local server)."""
 
     @property
     def pid(self) -> int | None:
@@ -350,6 +493,7 @@ class KeycloakInstance:
             password=self.admin_password,
             realm_name=realm_name,
             user_realm_name="master",
+            verify=str(self.ca_file) if self.ca_file else True,
         )
 
     def stop(self) -> None:
@@ -376,6 +520,7 @@ def start_keycloak(
     heap: str = JAVA_HEAP,
     quick_start: bool = False,
     truststore_paths: Sequence[Path] = (),
+    node: ClusterNode | None = None,
 ) -> KeycloakInstance:
     """Start Keycloak on 127.0.0.1 with all its state in ``run_dir`` and wait until it is ready.
 
@@ -387,10 +532,14 @@ def start_keycloak(
     ``truststore_paths`` (PEM files) are the CAs Keycloak trusts for outgoing TLS
     (``--truststore-paths``), e.g. the directory's CA for LDAP federation over ldaps.
 
+    ``node`` makes this start one node of a cluster (``ClusterNode``): the ``postgres`` build
+    variant, https only on ``port``, the shared database, embedded Infinispan; ``url`` is then
+    this node's own ``https://127.0.0.1:<port>/auth``.
+
     Raises ``ServerStartError`` with the tail of the log if the server exits or is not ready
     within ``timeout`` seconds; no process is left then.
     """
-    home = ensure_distribution(version, cache_dir)
+    home = ensure_distribution(version, cache_dir, variant=CLUSTER_VARIANT if node else None)
     java = find_java()
     run_dir = Path(run_dir).resolve()
     run_dir.mkdir(parents=True, exist_ok=True)
@@ -398,19 +547,25 @@ def start_keycloak(
     management_port = free_port()
     while management_port == http_port:
         management_port = free_port()
+    if node is None:
+        listener = [
+            "--http-enabled=true",
+            "--hostname-strict=false",
+            "--http-host=127.0.0.1",
+            f"--http-port={http_port}",
+            # A single node: no JGroups cluster (it would listen on 7800 and join other servers).
+            "--cache=local",
+            f"--db-url-path={run_dir / 'db'}",
+        ]
+    else:
+        listener = node.arguments(http_port)
     argv = [
         str(home / "bin" / "kc.sh"),
         "start",
         "--optimized",
-        "--http-enabled=true",
-        "--hostname-strict=false",
-        "--http-host=127.0.0.1",
-        f"--http-port={http_port}",
+        *listener,
         f"--http-management-port={management_port}",
-        # A single node: no JGroups cluster (it would listen on 7800 and join other servers).
-        "--cache=local",
         f"--cache-embedded-realms-max-count={REALM_CACHE_ENTRIES}",
-        f"--db-url-path={run_dir / 'db'}",
         f"--spi-password-policy--password-blacklist--blacklists-path={PASSWORD_BLOCKLISTS_DIR}",
         # Narayana's object store defaults to <home>/data, shared by every run: keep it here.
         f"-Dquarkus.transaction-manager.object-store.directory={run_dir / 'transaction-logs'}",
@@ -425,15 +580,23 @@ def start_keycloak(
             "KC_BOOTSTRAP_ADMIN_USERNAME": admin_username,
             "KC_BOOTSTRAP_ADMIN_PASSWORD": admin_password,
             "JAVA_OPTS_KC_HEAP": heap + (" -XX:TieredStopAtLevel=1" if quick_start else ""),
+            # The database password stays out of the command line (ps shows that to everyone).
+            **({"KC_DB_PASSWORD": node.db_password} if node else {}),
         },
     )
     log_path = run_dir / "keycloak.log"
     process = ManagedProcess("keycloak", argv, log_path, env=env, cwd=run_dir)
-    url = f"http://127.0.0.1:{http_port}"
-    management_url = f"http://127.0.0.1:{management_port}"
+    if node is None:
+        url = f"http://127.0.0.1:{http_port}"
+        management_url = f"http://127.0.0.1:{management_port}"
+        verify: bool | str = True
+    else:  # the management interface inherits the TLS and the /auth path of the main one
+        url = f"https://127.0.0.1:{http_port}{CLUSTER_PATH}"
+        management_url = f"https://127.0.0.1:{management_port}{CLUSTER_PATH}"
+        verify = str(node.tls.ca_file)
 
     def ready() -> bool:
-        response = requests.get(f"{management_url}/health/ready", timeout=2)
+        response = requests.get(f"{management_url}/health/ready", timeout=2, verify=verify)
         return response.status_code == 200 and response.json().get("status") == "UP"
 
     process.start()
@@ -450,6 +613,7 @@ def start_keycloak(
         run_dir=run_dir,
         log_path=log_path,
         process=process,
+        ca_file=node.tls.ca_file if node else None,
     )
 
 
@@ -464,7 +628,9 @@ def distribution_info(version: str = KEYCLOAK_VERSION, cache_dir: Path | None = 
 
 __all__ = [
     "BUILD_OPTIONS",
+    "CLUSTER_BUILD_OPTIONS",
     "KEYCLOAK_VERSION",
+    "ClusterNode",
     "DistributionError",
     "JavaRuntime",
     "KeycloakInstance",

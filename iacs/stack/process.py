@@ -50,6 +50,10 @@ class ManagedProcess:
     log_path: Path
     env: dict[str, str] | None = None
     cwd: Path | None = None
+    user: str | None = None
+    """Run as this account (only when we are root: PostgreSQL refuses to run as root)."""
+    stop_signal: int = signal.SIGTERM
+    """What ``stop`` sends first (PostgreSQL's fast shutdown is SIGINT)."""
     process: subprocess.Popen[bytes] | None = field(default=None, init=False)
 
     def start(self) -> None:
@@ -65,6 +69,7 @@ class ManagedProcess:
                 env=self.env,
                 cwd=self.cwd,
                 start_new_session=True,
+                user=self.user,
             )
         finally:
             log.close()
@@ -100,7 +105,7 @@ class ManagedProcess:
             return
         if self.process.poll() is None:
             with contextlib.suppress(ProcessLookupError):
-                os.killpg(self.process.pid, signal.SIGTERM)
+                os.killpg(self.process.pid, self.stop_signal)
             try:
                 self.process.wait(timeout=grace)
             except subprocess.TimeoutExpired:

@@ -99,3 +99,22 @@ def test_not_ready_in_time_is_stopped_and_reported(tmp_path: Path) -> None:
         start_keycloak(run_dir, admin_username="admin", admin_password="pw", timeout=3)
     assert "keycloak.log" in str(failure.value)
     assert gone(processes_mentioning(str(run_dir)))
+
+
+@pytest.mark.servers
+def test_the_cluster_variant_is_a_copy_and_leaves_the_cached_build_as_it_was() -> None:
+    base = ensure_distribution()
+    variant = ensure_distribution(variant=launcher.CLUSTER_VARIANT)
+    assert variant != base and variant.parent == base.parent
+    assert launcher._stamp_matches(base, launcher.BUILD_OPTIONS)
+    assert launcher._stamp_matches(variant, launcher.CLUSTER_BUILD_OPTIONS)
+    stamp = variant / launcher.STAMP_NAME
+    built = stamp.stat().st_mtime_ns
+    assert ensure_distribution(variant=launcher.CLUSTER_VARIANT) == variant
+    assert stamp.stat().st_mtime_ns == built, "a second call rebuilt the variant"
+
+
+def test_cluster_ports_leave_room_for_jgroups_failure_detection() -> None:
+    port = launcher.free_cluster_port()
+    assert launcher.CLUSTER_PORT_RANGE[0] <= port < launcher.CLUSTER_PORT_RANGE[1]
+    assert port + 50_000 < 65_536
