@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import threading
+import time
 from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
@@ -20,7 +21,10 @@ from pydantic import SecretStr
 from approval_portal import create_app
 from iacs.directory import Account, Directory
 from iacs.enrollment import FileEnrollmentSource
+from iacs.mailer import SmtpMailer
 from iacs.service import AccessService, ServiceConfig
+from iacs.service.notifications import Notifier, NotifierConfig
+from iacs.service.schedule import Scheduler
 from iacs.settings import Settings
 
 log = logging.getLogger("iacs.wiring")
@@ -163,3 +167,64 @@ class SyncNudge:
                 answer = session.post(self.url, headers=self._headers, timeout=self.timeout)
                 if answer.status_code == 401:
                     log.error("the sync worker refused the nudge: check IACS_SYNC__NUDGE_TOKEN")
+
+
+def build_notifier(settings: Settings, directory: Directory | None = None) -> Notifier:
+    """The outbox's notifier, as the sync account (the only one that may write the outbox).
+
+    Without ``IACS_MAIL__HOST`` it still fills the outbox (nothing is lost) and sends nothing.
+    """
+    mail = settings.mail
+    portal = settings.portal
+    config = NotifierConfig(
+        portal_url=portal.public_url,
+        recertification_period=timedelta(days=portal.recertification_days),
+        blocked_provider_types=frozenset(portal.blocked_provider_types),
+        max_attempts=mail.max_attempts,
+        retry_base=timedelta(seconds=mail.retry_base_seconds),
+        retry_max=timedelta(seconds=mail.retry_max_seconds),
+    )
+    if not mail.host:
+        log.warning("IACS_MAIL__HOST is not set: notifications wait in the outbox")
+    mailer = SmtpMailer(mail) if mail.host else None
+    return Notifier(directory or Directory(settings.ldap, account="sync"), mailer, config)
+
+
+def build_scheduler(settings: Settings, service: AccessService | None = None) -> Scheduler:
+    """The lifecycle schedule over the portal's service (LC-2 and LC-3 write as the portal)."""
+    schedule = settings.schedule
+    return Scheduler(
+        service or build_service(settings),
+        interval=timedelta(seconds=schedule.interval_seconds),
+        reminder_days=schedule.reminder_days,
+    )
+
+
+class Every:
+    """Call ``step`` at most once per ``seconds`` (monotonic), from the worker's loop."""
+
+    def __init__(self, seconds: float, step: Callable[[], object]) -> None:
+        self.seconds = seconds
+        self.step = step
+        self._next = 0.0
+
+    def __call__(self) -> object:
+        now = time.monotonic()
+        if now < self._next:
+            return None
+        self._next = now + self.seconds
+        return self.step()
+
+    def __repr__(self) -> str:
+        return f"Every({self.seconds}, {self.step!r})"
+
+
+def build_housekeeping(settings: Settings) -> list[Callable[[], object]]:
+    """The steps ``iacs sync run`` adds to the worker's loop: the schedule, then the mail."""
+    steps: list[Callable[[], object]] = []
+    if settings.schedule.enabled:
+        steps.append(build_scheduler(settings).tick)
+    steps.append(
+        Every(settings.schedule.notify_interval_seconds, build_notifier(settings).run_once)
+    )
+    return steps

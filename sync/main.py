@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import signal
 import time
+from collections.abc import Callable, Sequence
 
 from iacs.catalogue import load_catalogue
 from iacs.directory import Directory
@@ -49,12 +50,18 @@ def run_once(settings: Settings, progress: ReconcileProgress | None = None) -> R
     return result
 
 
-def build_worker(settings: Settings) -> SyncWorker:
-    """The production worker: the directory as the sync account, gateways from the settings."""
+def build_worker(
+    settings: Settings, housekeeping: Sequence[Callable[[], object]] = ()
+) -> SyncWorker:
+    """The production worker: the directory as the sync account, gateways from the settings.
+
+    ``housekeeping``: the steps the composition root adds to the loop (``iacs.wiring``).
+    """
     return SyncWorker(
         settings,
         directory=Directory(settings.ldap, account="sync"),
         gateway_factory=lambda: KeycloakGateway.from_settings(settings.keycloak),
+        housekeeping=housekeeping,
     )
 
 
@@ -70,7 +77,7 @@ def check_servers(settings: Settings) -> None:
     KeycloakGateway.from_settings(settings.keycloak).check()
 
 
-def run_forever(settings: Settings) -> None:
+def run_forever(settings: Settings, housekeeping: Sequence[Callable[[], object]] = ()) -> None:
     """``iacs sync run``: the worker with its HTTP endpoint, until SIGTERM or SIGINT."""
     configure_logging()
     try:  # before anything starts: a clear message, no traceback
@@ -78,7 +85,7 @@ def run_forever(settings: Settings) -> None:
     except UnprotectedListenAddress as exc:
         raise SettingsError(str(exc)) from None
     check_servers(settings)
-    worker = build_worker(settings)
+    worker = build_worker(settings, housekeeping)
     server = serve(worker, settings.sync.listen, settings.sync.nudge_token)
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: worker.stop())

@@ -22,7 +22,7 @@ import dataclasses
 import logging
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from concurrent.futures import Future
 from datetime import UTC, datetime
 from pathlib import Path
@@ -121,8 +121,12 @@ class SyncWorker:
         gateway_factory: Callable[[], KeycloakGateway],
         catalogue: Catalogue | None = None,
         metrics: Metrics | None = None,
+        housekeeping: Sequence[Callable[[], object]] = (),
     ) -> None:
         self.settings = settings
+        self.housekeeping = list(housekeeping)
+        """Steps run after each pass of the loop (the notifier, the lifecycle schedule): each
+        decides itself whether it is due; a failing one is logged and never stops syncing."""
         self.catalogue = catalogue or load_catalogue(settings.sync.catalogue_file)
         self._leaves: dict = {}
         """Leaf groups already projected with this catalogue (see ``sync.project.project``)."""
@@ -386,8 +390,19 @@ class SyncWorker:
                 self._failed(exc)
                 continue
             self._failures = 0
+            self.run_housekeeping()
             self._wake.wait(timeout=poll)
             self._wake.clear()
+
+    def run_housekeeping(self) -> None:
+        """Each housekeeping step once; a failure is logged, and the step is tried next pass."""
+        for step in self.housekeeping:
+            try:
+                step()
+            except Exception as exc:  # a step's failure must not stop the sync
+                log.warning(
+                    "housekeeping step failed", extra={"step": repr(step), "error": repr(exc)}
+                )
 
     def _failed(self, exc: BaseException) -> None:
         self._failures += 1

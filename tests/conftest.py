@@ -12,4 +12,5 @@ pytest_plugins = [
     "tests.fixtures.slapd",
     "tests.fixtures.keycloak",
     "tests.fixtures.redis",
+    "tests.fixtures.smtp",
 ]
