@@ -272,9 +272,7 @@ def test_sec_portal_cannot_forge_a_notice_or_a_sent_marker(
     mail.notifier().run_once()
     [owed] = mail.outbox.find_notices(state=NoticeState.PENDING)
     settings = slapd.ldap_settings()
-    portal = ldap_connect(
-        settings.portal_bind_dn, settings.portal_bind_password.get_secret_value()
-    )
+    portal = ldap_connect(settings.portal_bind_dn, settings.portal_bind_password.get_secret_value())
     outbox = f"ou=outbox,{slapd.base_dn}"
     forged = portal.add(
         f"cn=forged,{outbox}",
