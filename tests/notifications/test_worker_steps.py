@@ -1,0 +1,122 @@
+"""The schedule and the notifier as steps of the sync worker's loop, as ``iacs sync run`` wires
+them (``iacs.wiring.build_housekeeping``), and ``iacs maintenance --dry-run``; over the session's
+slapd and SMTP server. No Keycloak: nothing here runs a reconcile.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from iacs.cli import main
+from iacs.directory import Directory
+from iacs.domain import Membership, RequestStatus, Role, ScopeKind
+from iacs.enrollment import FileEnrollmentSource
+from iacs.service import AccessService
+from iacs.settings import (
+    LdapSettings,
+    PortalSettings,
+    ScheduleSettings,
+    Settings,
+    SyncSettings,
+    settings_to_env,
+)
+from iacs.stack.smtp import SmtpInstance
+from iacs.wiring import build_housekeeping, build_service
+from sync.worker import SyncWorker
+
+pytestmark = pytest.mark.servers
+
+
+def _no_keycloak():
+    raise AssertionError("these tests never reconcile")
+
+
+@pytest.fixture
+def settings(tmp_path: Path, ldap_settings: LdapSettings, mailbox: SmtpInstance) -> Settings:
+    return Settings(
+        environment="development",
+        ldap=ldap_settings,
+        portal=PortalSettings(public_url="https://portal.iacs.test"),
+        sync=SyncSettings(cursor_file=tmp_path / "cursor.json"),
+        mail=mailbox.mail_settings(),
+        schedule=ScheduleSettings(interval_seconds=3600, notify_interval_seconds=0.1),
+    )
+
+
+def _help_desk(root_directory: Directory, make_person) -> None:
+    make_person("helpdesk")
+    root_directory.add_member(Membership(Role.HELP_DESK, ScopeKind.SYSTEM), "helpdesk")
+
+
+def test_sync_run_steps_expire_and_mail_by_themselves(
+    settings: Settings, root_directory: Directory, make_person, mailbox: SmtpInstance
+) -> None:
+    """LC-2 runs in the worker's loop, and its notice reaches the requester, with no operator."""
+    _help_desk(root_directory, make_person)
+    make_person("sofia")
+    long_ago = AccessService(
+        build_service(settings).directory,
+        FileEnrollmentSource(),
+        clock=lambda: datetime.now(UTC) - timedelta(days=31),
+    )
+    request = long_ago.register_organization(
+        "sofia", name="Lakeside Hospital", identifier="123456789", provider_type="hospital"
+    )
+    worker = SyncWorker(
+        settings,
+        directory=Directory(settings.ldap, "sync"),
+        gateway_factory=_no_keycloak,
+        housekeeping=build_housekeeping(settings),
+    )
+    worker.run_housekeeping()
+    assert root_directory.get_request(request.id).status is RequestStatus.EXPIRED
+    worker.run_housekeeping()  # the notifier: the expiry's notice was derived after the run
+    [told] = [m for m in mailbox.messages() if m["To"] == "sofia@example.test"]
+    assert told["Subject"].startswith("Expired:")
+    assert "https://portal.iacs.test/requests/" in told.get_body(("plain",)).get_content()
+
+
+def test_a_failing_step_never_stops_the_others(tmp_path: Path, sync_directory: Directory) -> None:
+    ran = []
+
+    def broken() -> None:
+        raise RuntimeError("relay on fire")
+
+    worker = SyncWorker(
+        Settings(sync=SyncSettings(cursor_file=tmp_path / "cursor.json")),
+        directory=sync_directory,
+        gateway_factory=_no_keycloak,
+        housekeeping=[broken, lambda: ran.append(1)],
+    )
+    worker.run_housekeeping()
+    worker.run_housekeeping()
+    assert ran == [1, 1]
+
+
+def test_maintenance_dry_run_says_what_the_next_run_would_do_and_changes_nothing(
+    settings: Settings,
+    root_directory: Directory,
+    make_person,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    _help_desk(root_directory, make_person)
+    make_person("sofia")
+    long_ago = AccessService(
+        build_service(settings).directory,
+        FileEnrollmentSource(),
+        clock=lambda: datetime.now(UTC) - timedelta(days=31),
+    )
+    request = long_ago.register_organization(
+        "sofia", name="Lakeside Hospital", identifier="123456789", provider_type="hospital"
+    )
+    for name, value in settings_to_env(settings).items():
+        monkeypatch.setenv(name, value)
+    result = CliRunner().invoke(main, ["maintenance", "--dry-run"])
+    assert result.exit_code == 0, result.output
+    assert "expire 1, lapse 0, remind 0" in result.output
+    assert f"expire: request {request.id} (register_organization) of sofia" in result.output
+    assert root_directory.get_request(request.id).status is RequestStatus.PENDING
