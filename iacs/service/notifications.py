@@ -40,6 +40,7 @@ from iacs import policy
 from iacs.directory import AlreadyExists, Directory
 from iacs.domain import (
     AuditRecord,
+    EndReason,
     Notice,
     NoticeState,
     Person,
@@ -168,9 +169,16 @@ class Notifier:
 
     def notices_for(self, record: AuditRecord) -> list[Notice]:
         """The notices one audit record owes (none for most records)."""
-        if record.outcome != "ok" or not record.request_id:
+        if record.outcome != "ok":
             return []
         action = record.action
+        if action == "revoke" and record.subject:
+            revoked = self._revoked_request(record)
+            if revoked is None:
+                return []
+            return self._compose(record, "revoked", [record.subject], revoked, "/my")
+        if not record.request_id:
+            return []
         request = self.directory.get_request(record.request_id)
         if request is None:
             return []
@@ -182,15 +190,20 @@ class Notifier:
             return self._compose(record, "new_request", people, request, "/approvals")
         if action in ("decide:approved", "decide:rejected", "complete_approval", "close"):
             kind = "approved" if action in ("decide:approved", "complete_approval") else "rejected"
+            # one decision, one mail: an approval completed by the recovery pass may have
+            # both records (decide:approved, complete_approval); they share the notice's key
             return self._compose(
-                record, kind, [request.requester], request, f"/requests/{request.id}"
+                record,
+                kind,
+                [request.requester],
+                request,
+                f"/requests/{request.id}",
+                key=f"decided\0{request.id}",
             )
         if action == "expire":
             return self._compose(
                 record, "expired", [request.requester], request, f"/requests/{request.id}"
             )
-        if action == "revoke" and record.subject:
-            return self._compose(record, "revoked", [record.subject], request, "/my")
         if action == "lapse":
             holder = [request.requester]
             certifiers = self._certifiers(request, at, lapsed=True)
@@ -203,6 +216,25 @@ class Notifier:
                 record, "certification_due", certifiers, request, f"/requests/{request.id}"
             )
         return []
+
+    def _revoked_request(self, record: AuditRecord) -> Request | None:
+        """The approved request whose role a ``revoke`` record ended (the record names the
+        holder and the scope, not the request): the one of that scope ended nearest to it."""
+        ended = [
+            r
+            for r in self.directory.find_requests(
+                requester=record.subject, status=RequestStatus.APPROVED, ended=True
+            )
+            if r.end_reason is EndReason.REVOKED
+            and r.ended_at is not None
+            and (r.organization_id, r.group_id, r.surrogate_group_id)
+            == (record.organization_id, record.group_id, record.surrogate_group_id)
+        ]
+        return min(
+            ended,
+            key=lambda r: abs((r.ended_at or record.at) - record.at),
+            default=None,
+        )
 
     def _candidates(self, request: Request) -> tuple[policy.Facts, list[str]]:
         facts = self.facts.for_request(request)
@@ -247,7 +279,11 @@ class Notifier:
         recipients: Iterable[str],
         request: Request,
         path: str,
+        *,
+        key: str = "",
     ) -> list[Notice]:
+        """One notice per recipient with an address; ``key`` (default: the record) names the
+        event, so two records of one event owe one notice."""
         notices = []
         for username in dict.fromkeys(recipients):
             person = self.directory.get_person(username)
@@ -257,7 +293,7 @@ class Notifier:
             subject, text, html = self._render(kind, person, record, request, path)
             notices.append(
                 Notice(
-                    id=notice_id(record.id, username),
+                    id=notice_id(key or record.id, username),
                     audit_id=record.id,
                     recipient=username,
                     kind=kind,

@@ -303,3 +303,23 @@ def test_sec_portal_cannot_forge_a_notice_or_a_sent_marker(
     )
     assert not sync_account.delete(f"cn={owed.id},{outbox}")  # a sent marker is kept
     assert mail.outbox.get_notice(owed.id) is not None
+
+
+def test_lc_1_a_revocation_mails_the_holder_and_a_resignation_nobody(mail: Mail) -> None:
+    org_id = mail.organization_with_officers()
+    mail.make_person("carla")
+    request = mail.service.request_user_group_administrator("carla", org_id, group_name="Billing")
+    mail.service.decide("bruno", request.id, approve=True)
+    uga = Membership(Role.USER_GROUP_ADMINISTRATOR, ScopeKind.USER_GROUP, request.group_id, org_id)
+    bso = Membership(Role.BACKUP_SECURITY_OFFICIAL, ScopeKind.ORGANIZATION, org_id)
+    mail.service.revoke("sofia", "carla", uga, reason="left the company")
+    mail.service.revoke("bruno", "bruno", bso)  # resigns: he knows
+    mail.notifier().run_once()
+    [revoked] = [m for m in mail.to("carla") if "revoked" in m["Subject"]]
+    assert revoked["Subject"] == (
+        "Your role User Group Administrator (the user group Billing, Lakeside Hospital) was revoked"
+    )
+    assert "Test sofia revoked your role" in _text(revoked)
+    assert not [m for m in mail.to("bruno") if "revoked" in m["Subject"]]
+    [approved] = [m for m in mail.to("carla") if m["Subject"].startswith("Approved:")]
+    assert "Test bruno approved your request" in _text(approved)
