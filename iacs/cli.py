@@ -166,7 +166,7 @@ def sync_run() -> None:
     """Follow the directory's change feed and reconcile periodically, until stopped."""
     settings = _settings()
     # checks both servers at start: a failure is one line
-    run_forever(settings, housekeeping=build_housekeeping(settings))
+    run_forever(settings, housekeeping=lambda: build_housekeeping(settings))
 
 
 @main.group()

@@ -77,15 +77,21 @@ def check_servers(settings: Settings) -> None:
     KeycloakGateway.from_settings(settings.keycloak).check()
 
 
-def run_forever(settings: Settings, housekeeping: Sequence[Callable[[], object]] = ()) -> None:
-    """``iacs sync run``: the worker with its HTTP endpoint, until SIGTERM or SIGINT."""
+def run_forever(
+    settings: Settings,
+    housekeeping: Callable[[], Sequence[Callable[[], object]]] = tuple,
+) -> None:
+    """``iacs sync run``: the worker with its HTTP endpoint, until SIGTERM or SIGINT.
+
+    ``housekeeping`` builds the extra steps of the loop, once both servers answered.
+    """
     configure_logging()
     try:  # before anything starts: a clear message, no traceback
         require_protected(settings.sync.listen, settings.sync.nudge_token)
     except UnprotectedListenAddress as exc:
         raise SettingsError(str(exc)) from None
     check_servers(settings)
-    worker = build_worker(settings, housekeeping)
+    worker = build_worker(settings, housekeeping())
     server = serve(worker, settings.sync.listen, settings.sync.nudge_token)
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: worker.stop())
