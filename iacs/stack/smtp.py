@@ -11,13 +11,18 @@ its operator's relay with ``IACS_MAIL__*``.
 
 It runs in the launching process (a thread with its own event loop), so ``stop()`` and
 ``start()`` take the relay away and bring it back on the same port: the tests' "relay down".
+Given ``tls`` (``iacs.stack.tls``) and a ``login``, it behaves like an operator's relay:
+STARTTLS required before anything else, then SMTP AUTH with that user name and password; the
+tests use it to check the production path of ``iacs.mailer``.
 """
 
 from __future__ import annotations
 
 import email
 import email.policy
+import hmac
 import mailbox
+import ssl
 from dataclasses import dataclass, field
 from email.message import EmailMessage
 from pathlib import Path
@@ -25,9 +30,11 @@ from types import TracebackType
 
 from aiosmtpd.controller import Controller
 from aiosmtpd.handlers import Mailbox
+from aiosmtpd.smtp import SMTP, AuthResult, Envelope, LoginPassword, Session
 
 from iacs.settings import MailSettings
 from iacs.stack.process import free_port, port_open
+from iacs.stack.tls import TlsFiles
 
 __all__ = ["SmtpInstance", "start_smtp"]
 
@@ -42,6 +49,9 @@ class SmtpInstance:
     run_dir: Path
     port: int
     host: str = HOST
+    tls: TlsFiles | None = None
+    login: tuple[str, str] | None = field(default=None, repr=False)
+    """(user name, password) SMTP AUTH requires, after STARTTLS; None: no authentication."""
     _controller: Controller | None = field(default=None, repr=False)
 
     @property
@@ -52,12 +62,40 @@ class SmtpInstance:
     def start(self) -> SmtpInstance:
         """Listen (again) on ``port``; a no-op when already running."""
         if self._controller is None:
+            options: dict[str, object] = {}
+            if self.tls is not None:
+                context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+                context.load_cert_chain(self.tls.cert_file, self.tls.key_file)
+                options |= {"tls_context": context, "require_starttls": True}
+            if self.login is not None:
+                options |= {
+                    "authenticator": self._authenticate,
+                    "auth_required": True,
+                    "auth_require_tls": self.tls is not None,
+                }
             controller = Controller(
-                Mailbox(self.maildir), hostname=self.host, port=self.port, ready_timeout=10
+                Mailbox(self.maildir),
+                hostname=self.host,
+                port=self.port,
+                ready_timeout=10,
+                **options,  # type: ignore[arg-type]  # the SMTP keywords Controller passes on
             )
             controller.start()
             self._controller = controller
         return self
+
+    def _authenticate(
+        self, server: SMTP, session: Session, envelope: Envelope, mechanism: str, data: object
+    ) -> AuthResult:
+        """SMTP AUTH (PLAIN or LOGIN) against ``login``, compared in constant time."""
+        del server, session, envelope, mechanism
+        if self.login is None or not isinstance(data, LoginPassword):
+            return AuthResult(success=False, handled=False)
+        user, password = self.login
+        good = hmac.compare_digest(data.login, user.encode()) and hmac.compare_digest(
+            data.password, password.encode()
+        )
+        return AuthResult(success=good, handled=False)
 
     def stop(self) -> None:
         """Stop listening (the messages already received stay in the Maildir)."""
@@ -103,8 +141,15 @@ class SmtpInstance:
         self.stop()
 
 
-def start_smtp(run_dir: Path, *, port: int | None = None) -> SmtpInstance:
+def start_smtp(
+    run_dir: Path,
+    *,
+    port: int | None = None,
+    tls: TlsFiles | None = None,
+    login: tuple[str, str] | None = None,
+) -> SmtpInstance:
     """Start aiosmtpd on 127.0.0.1 (a free port unless given), delivering into ``run_dir``."""
     run_dir.mkdir(parents=True, exist_ok=True)
     mailbox.Maildir(str(run_dir / "maildir"), create=True)
-    return SmtpInstance(run_dir=run_dir, port=port or free_port(HOST)).start()
+    instance = SmtpInstance(run_dir=run_dir, port=port or free_port(HOST), tls=tls, login=login)
+    return instance.start()

@@ -5,6 +5,8 @@ slapd and SMTP server. No Keycloak: nothing here runs a reconcile.
 
 from __future__ import annotations
 
+import smtplib
+import ssl
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -13,18 +15,20 @@ from click.testing import CliRunner
 
 from iacs.cli import main
 from iacs.directory import Directory
-from iacs.domain import Membership, RequestStatus, Role, ScopeKind
+from iacs.domain import Membership, Notice, RequestStatus, Role, ScopeKind
 from iacs.enrollment import FileEnrollmentSource
+from iacs.mailer import SmtpMailer
 from iacs.service import AccessService
 from iacs.settings import (
     LdapSettings,
+    MailSettings,
     PortalSettings,
     ScheduleSettings,
     Settings,
     SyncSettings,
     settings_to_env,
 )
-from iacs.stack.smtp import SmtpInstance
+from iacs.stack.smtp import SmtpInstance, start_smtp
 from iacs.wiring import build_housekeeping, build_service
 from sync.worker import SyncWorker
 
@@ -120,3 +124,52 @@ def test_maintenance_dry_run_says_what_the_next_run_would_do_and_changes_nothing
     assert "expire 1, lapse 0, remind 0" in result.output
     assert f"expire: request {request.id} (register_organization) of sofia" in result.output
     assert root_directory.get_request(request.id).status is RequestStatus.PENDING
+
+
+def test_sec_the_mailer_speaks_starttls_and_auth_like_a_production_relay(
+    tmp_path: Path, directory_tls
+) -> None:
+    """The production path of ``iacs.mailer``: verified STARTTLS first, then AUTH from the
+    secret file; a relay whose certificate is not trusted is refused before any password."""
+    relay = start_smtp(tmp_path / "relay", tls=directory_tls, login=("iacs-relay", "relay-secret"))
+    try:
+        secret = tmp_path / "smtp-password"
+        secret.write_text("relay-secret\n")
+        mail = MailSettings(
+            host=relay.host,
+            port=relay.port,
+            starttls=True,
+            ca_file=directory_tls.ca_file,
+            username="iacs-relay",
+            password_file=secret,
+            from_address="IACS <iacs@iacs.test>",
+        )
+        SmtpMailer(mail).send(_NOTICE)
+        [message] = relay.messages()
+        assert message["Message-ID"] == f"<{_NOTICE.id}@iacs.test>"
+        assert message.get_body(("html",)) is not None
+
+        untrusted = mail.model_copy(update={"ca_file": None})  # the system store: not our CA
+        with pytest.raises(ssl.SSLError):
+            SmtpMailer(untrusted).send(_NOTICE)
+        secret.write_text("a wrong password")
+        with pytest.raises(smtplib.SMTPAuthenticationError):
+            SmtpMailer(mail).send(_NOTICE)
+        plain = mail.model_copy(update={"starttls": False, "username": None})
+        with pytest.raises(smtplib.SMTPException):  # the relay requires STARTTLS first
+            SmtpMailer(plain).send(_NOTICE)
+        assert len(relay.messages()) == 1
+    finally:
+        relay.stop()
+
+
+_NOTICE = Notice(
+    id="0123456789abcdef0123456789abcdef01234567",
+    audit_id="a",
+    recipient="sofia",
+    kind="approved",
+    address="sofia@example.test",
+    subject="Approved: End User (Billing, Lakeside Hospital)",
+    text="Dear Test sofia,\n\nApproved.\n",
+    html="<p>Approved.</p>",
+)
