@@ -125,6 +125,21 @@ class OutboxStore:
         notices = [_notice_from(attributes) for _, attributes in found]
         return sorted(notices, key=lambda n: (n.next_attempt_at or datetime.min, n.id))
 
+    def audit_ids_with_notices(self, audit_ids: list[str]) -> set[str]:
+        """Which of these audit records already have a notice in the outbox (chunked ORs)."""
+        found: set[str] = set()
+        for start in range(0, len(audit_ids), 100):
+            chunk = audit_ids[start : start + 100]
+            criteria = filters.all_of(
+                filters.eq("objectClass", "iacsNotice"),
+                filters.any_of(filters.eq("iacsAuditId", audit_id) for audit_id in chunk),
+            )
+            for _, attributes in self._pool.search(
+                self._outbox, criteria, scope=ldap3.LEVEL, attributes=("iacsAuditId",)
+            ):
+                found.add(first(attributes, "iacsAuditId").lower())
+        return {audit_id for audit_id in audit_ids if audit_id.lower() in found}
+
     def claim_notice(self, notice: Notice, at: datetime) -> bool:
         """Move a notice from its current state to ``sending`` (the claim time in ``at``).
 

@@ -147,9 +147,13 @@ class Notifier:
         records = sorted(
             self.directory.find_audit(since=since, limit=0), key=lambda r: (r.at, r.id)
         )
+        fresh = [r for r in records if r.id not in self._seen and _tells_someone(r)]
+        # after a restart the window is read again: what is in the outbox is not derived again
+        done = self.directory.audit_ids_with_notices([r.id for r in fresh])
         added = 0
-        for record in records:
-            if record.id in self._seen:
+        for record in fresh:
+            if record.id in done:
+                self._remember(record.id)
                 continue
             for notice in self.notices_for(record):
                 if self.directory.add_notice(notice, now):
@@ -422,6 +426,27 @@ class Notifier:
         )
         with contextlib.suppress(AlreadyExists):  # recorded by a pass cut short after it
             self.directory.append_audit(record)
+
+
+_TELLING_ACTIONS = frozenset(
+    {
+        "decide:approved",
+        "decide:rejected",
+        "complete_approval",
+        "close",
+        "expire",
+        "revoke",
+        "lapse",
+        "remind",
+    }
+)
+
+
+def _tells_someone(record: AuditRecord) -> bool:
+    """Whether a record may owe a notice (read before any lookup: most records owe none)."""
+    if record.outcome != "ok":
+        return False
+    return record.action in _TELLING_ACTIONS or record.action.startswith("request:")
 
 
 def _relay_down(exc: OSError) -> bool:
