@@ -10,7 +10,7 @@ import contextlib
 import logging
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import timedelta
 from typing import Any
 
@@ -190,13 +190,22 @@ def build_notifier(settings: Settings, directory: Directory | None = None) -> No
     return Notifier(directory or Directory(settings.ldap, account="sync"), mailer, config)
 
 
-def build_scheduler(settings: Settings, service: AccessService | None = None) -> Scheduler:
-    """The lifecycle schedule over the portal's service (LC-2 and LC-3 write as the portal)."""
+def build_scheduler(
+    settings: Settings,
+    service: AccessService | None = None,
+    extra_steps: Sequence[Callable[[bool], str]] = (),
+) -> Scheduler:
+    """The lifecycle schedule over the portal's service (LC-2 and LC-3 write as the portal).
+
+    ``extra_steps`` are called with ``dry_run`` after the passes and return a line for the
+    log (the hook for inactivity: ``iacs.service.lifecycle.disable_inactive``).
+    """
     schedule = settings.schedule
     return Scheduler(
         service or build_service(settings),
         interval=timedelta(seconds=schedule.interval_seconds),
         reminder_days=schedule.reminder_days,
+        extra_steps=extra_steps,
     )
 
 
