@@ -2,9 +2,10 @@
 
 ``Scheduler.tick`` is a step of the sync worker's loop (``sync.worker.SyncWorker``'s
 ``housekeeping``), so whatever gates the worker (one active instance) gates it too. Every
-``interval`` it runs the maintenance passes of ``iacs maintenance`` and writes the reminders
-that are due; ``plan`` says what the next run would do without doing it
-(``iacs maintenance --dry-run``). The clock is injected: the tests move it by days.
+``interval`` it runs the passes of ``iacs maintenance`` that are safe beside live decisions
+(expiry, orphans, lapses; see ``run``) and writes the reminders that are due; ``plan`` says
+what the next run would do without doing it (``iacs maintenance --dry-run``). The clock is
+injected: the tests move it by days.
 
 Reminders are audit records (``remind``, actor ``system``) whose id is derived from the role,
 its due date and the number of days before it, so a reminder is written once however often
@@ -106,8 +107,18 @@ class Scheduler:
         return report
 
     def run(self) -> MaintenanceReport:
-        """One run now: the maintenance passes, then the reminders, then the extra steps."""
-        report = self.service.run_maintenance()
+        """One run now: LC-2, orphans, LC-3, then the reminders, then the extra steps.
+
+        Not all of ``iacs maintenance``: its recovery of approvals of any age, and its re-grant
+        of approvals whose membership is missing, are safe only while nothing else decides (a
+        re-grant racing a revocation would give the role back). The portal's own recovery
+        thread finishes cut-short approvals; the operator runs the rest.
+        """
+        service = self.service
+        report = MaintenanceReport()
+        report.expired = service.expire_pending(report.problems)
+        report.closed = service.close_orphaned_requests(report.problems)
+        report.lapsed = service.lapse_unrecertified(report.problems)
         reminded = self.write_reminders()
         for step in self.extra_steps:
             log.info("scheduled step", extra={"result": step(False)})
