@@ -172,7 +172,7 @@ class SyncNudge:
 def build_notifier(settings: Settings, directory: Directory | None = None) -> Notifier:
     """The outbox's notifier, as the sync account (the only one that may write the outbox).
 
-    Without ``IACS_MAIL__HOST`` it still fills the outbox (nothing is lost) and sends nothing.
+    Without ``IACS_MAIL__HOST`` it fills the outbox and sends nothing.
     """
     mail = settings.mail
     portal = settings.portal
@@ -184,8 +184,6 @@ def build_notifier(settings: Settings, directory: Directory | None = None) -> No
         retry_base=timedelta(seconds=mail.retry_base_seconds),
         retry_max=timedelta(seconds=mail.retry_max_seconds),
     )
-    if not mail.host:
-        log.warning("IACS_MAIL__HOST is not set: notifications wait in the outbox")
     mailer = SmtpMailer(mail) if mail.host else None
     return Notifier(directory or Directory(settings.ldap, account="sync"), mailer, config)
 
@@ -228,12 +226,56 @@ class Every:
         return f"Every({self.seconds}, {self.step!r})"
 
 
+class InBackground:
+    """Run ``step`` on a thread of its own, one run at a time, so the worker's loop never waits.
+
+    A lifecycle run reads every request (seconds at scale) and a burst of mail takes as long as
+    the relay does; on the loop's own thread either would hold up the sync of roles. The loop
+    still decides when a run starts (and whatever gates the loop gates that); a call while the
+    previous run is still going is skipped.
+    """
+
+    def __init__(self, name: str, step: Callable[[], object]) -> None:
+        self.name = name
+        self.step = step
+        self._thread: threading.Thread | None = None
+
+    def __call__(self) -> bool:
+        """True when a run was started."""
+        if self._thread is not None and self._thread.is_alive():
+            return False
+        self._thread = threading.Thread(target=self._run, name=self.name, daemon=True)
+        self._thread.start()
+        return True
+
+    def join(self, timeout: float | None = None) -> None:
+        if self._thread is not None:
+            self._thread.join(timeout)
+
+    def _run(self) -> None:
+        try:
+            self.step()
+        except Exception as exc:  # tried again at the next start
+            log.warning("background step failed", extra={"step": self.name, "error": repr(exc)})
+
+    def __repr__(self) -> str:
+        return f"InBackground({self.name!r})"
+
+
 def build_housekeeping(settings: Settings) -> list[Callable[[], object]]:
-    """The steps ``iacs sync run`` adds to the worker's loop: the schedule, then the mail."""
+    """The steps ``iacs sync run`` adds to the worker's loop: the schedule, then the mail.
+
+    Each runs in the background (``InBackground``). Without ``IACS_MAIL__HOST`` there is no
+    notifier: nothing would send what it derived.
+    """
     steps: list[Callable[[], object]] = []
     if settings.schedule.enabled:
-        steps.append(build_scheduler(settings).tick)
-    steps.append(
-        Every(settings.schedule.notify_interval_seconds, build_notifier(settings).run_once)
-    )
+        scheduler = build_scheduler(settings)
+        steps.append(Every(1.0, InBackground("lifecycle-schedule", scheduler.tick)))
+    if settings.mail.host:
+        notifier = build_notifier(settings)
+        interval = settings.schedule.notify_interval_seconds
+        steps.append(Every(interval, InBackground("notifier", notifier.run_once)))
+    else:
+        log.warning("IACS_MAIL__HOST is not set: no notification is sent")
     return steps
