@@ -251,6 +251,7 @@ def render_slapd_conf(
         "system_dn": _quote(f"ou=system,{base_dn}"),
         "help_desk_dn": escape_filter_chars(f"cn=help-desk,ou=system,{base_dn}"),
         "audit_dn": _quote(f"ou=audit,{base_dn}"),
+        "outbox_dn": _quote(f"ou=outbox,{base_dn}"),
         "portal_subtrees": _portal_subtrees(base_dn, portal, sync),
         "password_policy_dn": _quote(password_policy_dn(base_dn)),
         "sync_lease_dn": _quote(sync_lease_dn(base_dn)),

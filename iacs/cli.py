@@ -22,7 +22,13 @@ from iacs.settings import Settings, SettingsError, load_settings
 from iacs.stack.local import run_dev_stack
 from iacs.stack.process import ServerStartError
 from iacs.stack.slapd import replication_for, serve_foreground
-from iacs.wiring import build_portal, build_service, check_directory
+from iacs.wiring import (
+    build_housekeeping,
+    build_portal,
+    build_scheduler,
+    build_service,
+    check_directory,
+)
 from keycloak_config.apply import apply_from_settings
 from sync.main import run_forever, run_once
 from sync.reconcile import ReconcileResult
@@ -158,7 +164,9 @@ def summary_line(result: ReconcileResult) -> str:
 @sync.command("run")
 def sync_run() -> None:
     """Follow the directory's change feed and reconcile periodically, until stopped."""
-    run_forever(_settings())  # checks both servers at start: a failure is one line
+    settings = _settings()
+    # checks both servers at start: a failure is one line
+    run_forever(settings, housekeeping=lambda: build_housekeeping(settings))
 
 
 @main.group()
@@ -187,10 +195,20 @@ def portal_serve(host: str, port: int, workers: int, threads: int) -> None:
 
 
 @main.command()
-def maintenance() -> None:
-    """LC-2 expire pending requests, LC-3 lapse unrecertified roles, finish cut-short approvals."""
+@click.option(
+    "--dry-run", is_flag=True, help="Say what the next scheduled run would do; change nothing."
+)
+def maintenance(dry_run: bool) -> None:
+    """LC-2 expire pending requests, LC-3 lapse unrecertified roles, finish cut-short approvals.
+
+    The sync worker runs the same passes by itself every IACS_SCHEDULE__INTERVAL_SECONDS,
+    with the certification reminders.
+    """
     settings = _settings()
     check_directory(settings, "portal")
+    if dry_run:
+        click.echo(str(build_scheduler(settings).plan()))
+        return
     report = build_service(settings).run_maintenance()
     click.echo(str(report))
     if report.problems:  # every other entry was handled; say that some were not

@@ -223,3 +223,35 @@ class AuditRecord:
     request_id: str = ""
     subject: str = ""
     detail: str = ""
+
+
+class NoticeState(StrEnum):
+    """Where a notice of the outbox is: owed, being sent (claimed), sent, or given up."""
+
+    PENDING = "pending"
+    SENDING = "sending"
+    SENT = "sent"
+    FAILED = "failed"
+
+
+@dataclass(frozen=True, slots=True)
+class Notice:
+    """One e-mail owed to one person, derived from one audit record (the outbox's entry).
+
+    ``id`` is derived from the audit record and the recipient, so deriving it twice (after a
+    restart) finds the one already written instead of owing the mail twice.
+    """
+
+    id: str
+    audit_id: str
+    recipient: str
+    kind: str
+    address: str
+    subject: str
+    text: str
+    html: str = ""
+    state: NoticeState = NoticeState.PENDING
+    attempts: int = 0
+    next_attempt_at: datetime | None = None
+    sent_at: datetime | None = None
+    detail: str = ""

@@ -569,6 +569,45 @@ def may_recertify(
     return deny("LC-3", authority.reason)
 
 
+def decider_candidates(request: Request, facts: Facts) -> frozenset[Membership]:
+    """The memberships whose holders may be able to decide ``request`` (or recertify its role).
+
+    A superset, for finding whom to tell (a notification, a reminder): each holder is then
+    asked of ``may_decide`` or ``may_recertify``, which alone say yes or no.
+    """
+    org_id = request.organization_id
+    officers = {
+        Membership(Role.SECURITY_OFFICIAL, ScopeKind.ORGANIZATION, org_id),
+        Membership(Role.BACKUP_SECURITY_OFFICIAL, ScopeKind.ORGANIZATION, org_id),
+    }
+    match request.kind:
+        case RequestKind.REGISTER_ORGANIZATION | RequestKind.INDIVIDUAL_PRACTITIONER:
+            return frozenset({Membership(Role.HELP_DESK, ScopeKind.SYSTEM)})
+        case RequestKind.END_USER:
+            uga = Membership(
+                Role.USER_GROUP_ADMINISTRATOR, ScopeKind.USER_GROUP, request.group_id, org_id
+            )
+            return frozenset({uga, *officers})
+        case RequestKind.SURROGATE_ADMINISTRATOR:
+            served = facts.surrogate_group.associated_organizations if facts.surrogate_group else ()
+            return frozenset(
+                Membership(role, ScopeKind.ORGANIZATION, org)
+                for org in served
+                for role in (Role.SECURITY_OFFICIAL, Role.BACKUP_SECURITY_OFFICIAL)
+            )
+        case RequestKind.SURROGATE_END_USER:
+            return frozenset(
+                {
+                    Membership(
+                        Role.USER_GROUP_ADMINISTRATOR,
+                        ScopeKind.SURROGATE_GROUP,
+                        request.surrogate_group_id,
+                    )
+                }
+            )
+    return frozenset(officers)
+
+
 def may_replace_security_official(actor: Actor) -> Decision:
     """LC-4: only the help desk replaces a departed Security Official."""
     if actor.is_help_desk:

@@ -224,6 +224,80 @@ class SyncSettings(_Section):
         return self
 
 
+class MailSettings(_Section):
+    """The SMTP relay notifications go through (``iacs.mailer``), and Keycloak's own e-mail.
+
+    ``host`` unset: nothing is sent (notices wait in the directory's outbox until it is set).
+    Outside development the relay needs STARTTLS, and a user name needs its password in a
+    file (a mounted secret), never in the environment.
+    """
+
+    host: str | None = None
+    """Host name of the SMTP relay (``IACS_MAIL__HOST``)."""
+    port: int = Field(default=587, ge=1, le=65535)
+    """Port of the relay: 587 (submission, STARTTLS) by default."""
+    starttls: bool = True
+    """Upgrade to TLS with STARTTLS before anything is sent; required outside development."""
+    ca_file: Path | None = None
+    """PEM file of the CA that signed the relay's certificate; None: the system's trust store."""
+    username: str | None = None
+    """User name for SMTP AUTH; None sends without authenticating."""
+    password_file: Path | None = None
+    """File holding the SMTP password (a compose or Kubernetes secret); needed with a user name."""
+    from_address: str = Field(default="IACS <iacs@localhost>", min_length=3, max_length=256)
+    """The sender of every notification and of Keycloak's mail (``Name <address>``)."""
+    timeout_seconds: float = Field(default=10.0, gt=0, le=120)
+    """Connect and answer timeout of one SMTP conversation."""
+    max_attempts: int = Field(default=12, ge=1, le=100)
+    """A notice the relay keeps refusing is marked failed after this many tries."""
+    retry_base_seconds: float = Field(default=30.0, gt=0, le=3600)
+    """Backoff after the first failed try; it doubles with each try, up to ``retry_max_seconds``."""
+    retry_max_seconds: float = Field(default=3600.0, gt=0, le=86400)
+    """The longest wait between two tries of one notice."""
+
+    @field_validator("from_address")
+    @classmethod
+    def _address(cls, value: str) -> str:
+        address = value.rsplit("<", 1)[-1].rstrip(">").strip()
+        if "@" not in address or any(c in value for c in "\r\n"):
+            raise ValueError("must be an e-mail address, optionally 'Name <address>'")
+        return value
+
+    @model_validator(mode="after")
+    def _credentials(self) -> MailSettings:
+        if self.password_file is not None and not self.password_file.is_file():
+            raise ValueError(f"IACS_MAIL__PASSWORD_FILE: {self.password_file} does not exist")
+        if self.username and self.password_file is None:
+            raise ValueError("IACS_MAIL__USERNAME needs IACS_MAIL__PASSWORD_FILE")
+        return self
+
+    def password(self) -> str | None:
+        """The SMTP password, read from its file (whitespace at the ends dropped)."""
+        if self.password_file is None:
+            return None
+        return self.password_file.read_text(encoding="utf-8").strip()
+
+
+class ScheduleSettings(_Section):
+    """What the sync worker runs by itself (``iacs.service.schedule``): LC-2, LC-3, reminders."""
+
+    enabled: bool = True
+    """Run the schedule in the worker; off, only ``iacs maintenance`` runs it."""
+    interval_seconds: float = Field(default=3600.0, ge=1, le=7 * 86400)
+    """How often expiry, lapses and reminders run."""
+    reminder_days: list[int] = Field(default_factory=lambda: [30, 7])
+    """LC-3: remind those who may certify a role this many days before it is due (JSON list)."""
+    notify_interval_seconds: float = Field(default=5.0, ge=0.1, le=3600)
+    """How often the outbox is filled from the audit record and its notices are sent."""
+
+    @field_validator("reminder_days")
+    @classmethod
+    def _positive_days(cls, value: list[int]) -> list[int]:
+        if any(day < 1 or day > 3650 for day in value):
+            raise ValueError("each reminder is 1 to 3650 days before the due date")
+        return sorted(set(value), reverse=True)
+
+
 class Settings(BaseSettings):
     """All settings; see each section for its fields."""
 
@@ -242,11 +316,20 @@ class Settings(BaseSettings):
     keycloak: KeycloakSettings = KeycloakSettings()
     portal: PortalSettings = PortalSettings()
     sync: SyncSettings = SyncSettings()
+    mail: MailSettings = MailSettings()
+    schedule: ScheduleSettings = ScheduleSettings()
 
     @model_validator(mode="after")
     def _fail_closed_outside_development(self) -> Settings:
         if self.environment == "development":
             return self
+        if self.mail.host and "from_address" not in self.mail.model_fields_set:
+            raise ValueError("IACS_MAIL__FROM_ADDRESS must be set with IACS_MAIL__HOST")
+        if self.mail.host and not self.mail.starttls:
+            raise ValueError(
+                "IACS_MAIL__STARTTLS may be false only in the development stack: the relay "
+                "would see the notifications and the SMTP password in clear text"
+            )
         if not self.portal.second_factor_required:
             raise ValueError(
                 "IACS_PORTAL__SECOND_FACTOR_REQUIRED may be false only in the development stack"

@@ -9,7 +9,8 @@ from __future__ import annotations
 import contextlib
 import logging
 import threading
-from collections.abc import Callable
+import time
+from collections.abc import Callable, Sequence
 from datetime import timedelta
 from typing import Any
 
@@ -20,7 +21,10 @@ from pydantic import SecretStr
 from approval_portal import create_app
 from iacs.directory import Account, Directory
 from iacs.enrollment import FileEnrollmentSource
+from iacs.mailer import SmtpMailer
 from iacs.service import AccessService, ServiceConfig
+from iacs.service.notifications import Notifier, NotifierConfig
+from iacs.service.schedule import Scheduler
 from iacs.settings import Settings
 
 log = logging.getLogger("iacs.wiring")
@@ -163,3 +167,115 @@ class SyncNudge:
                 answer = session.post(self.url, headers=self._headers, timeout=self.timeout)
                 if answer.status_code == 401:
                     log.error("the sync worker refused the nudge: check IACS_SYNC__NUDGE_TOKEN")
+
+
+def build_notifier(settings: Settings, directory: Directory | None = None) -> Notifier:
+    """The outbox's notifier, as the sync account (the only one that may write the outbox).
+
+    Without ``IACS_MAIL__HOST`` it fills the outbox and sends nothing.
+    """
+    mail = settings.mail
+    portal = settings.portal
+    config = NotifierConfig(
+        portal_url=portal.public_url,
+        recertification_period=timedelta(days=portal.recertification_days),
+        blocked_provider_types=frozenset(portal.blocked_provider_types),
+        max_attempts=mail.max_attempts,
+        retry_base=timedelta(seconds=mail.retry_base_seconds),
+        retry_max=timedelta(seconds=mail.retry_max_seconds),
+    )
+    mailer = SmtpMailer(mail) if mail.host else None
+    return Notifier(directory or Directory(settings.ldap, account="sync"), mailer, config)
+
+
+def build_scheduler(
+    settings: Settings,
+    service: AccessService | None = None,
+    extra_steps: Sequence[Callable[[bool], str]] = (),
+) -> Scheduler:
+    """The lifecycle schedule over the portal's service (LC-2 and LC-3 write as the portal).
+
+    ``extra_steps`` are called with ``dry_run`` after the passes and return a line for the
+    log (the hook for inactivity: ``iacs.service.lifecycle.disable_inactive``).
+    """
+    schedule = settings.schedule
+    return Scheduler(
+        service or build_service(settings),
+        interval=timedelta(seconds=schedule.interval_seconds),
+        reminder_days=schedule.reminder_days,
+        extra_steps=extra_steps,
+    )
+
+
+class Every:
+    """Call ``step`` at most once per ``seconds`` (monotonic), from the worker's loop."""
+
+    def __init__(self, seconds: float, step: Callable[[], object]) -> None:
+        self.seconds = seconds
+        self.step = step
+        self._next = 0.0
+
+    def __call__(self) -> object:
+        now = time.monotonic()
+        if now < self._next:
+            return None
+        self._next = now + self.seconds
+        return self.step()
+
+    def __repr__(self) -> str:
+        return f"Every({self.seconds}, {self.step!r})"
+
+
+class InBackground:
+    """Run ``step`` on a thread of its own, one run at a time, so the worker's loop never waits.
+
+    A lifecycle run reads every request (seconds at scale) and a burst of mail takes as long as
+    the relay does; on the loop's own thread either would hold up the sync of roles. The loop
+    still decides when a run starts (and whatever gates the loop gates that); a call while the
+    previous run is still going is skipped.
+    """
+
+    def __init__(self, name: str, step: Callable[[], object]) -> None:
+        self.name = name
+        self.step = step
+        self._thread: threading.Thread | None = None
+
+    def __call__(self) -> bool:
+        """True when a run was started."""
+        if self._thread is not None and self._thread.is_alive():
+            return False
+        self._thread = threading.Thread(target=self._run, name=self.name, daemon=True)
+        self._thread.start()
+        return True
+
+    def join(self, timeout: float | None = None) -> None:
+        if self._thread is not None:
+            self._thread.join(timeout)
+
+    def _run(self) -> None:
+        try:
+            self.step()
+        except Exception as exc:  # tried again at the next start
+            log.warning("background step failed", extra={"step": self.name, "error": repr(exc)})
+
+    def __repr__(self) -> str:
+        return f"InBackground({self.name!r})"
+
+
+def build_housekeeping(settings: Settings) -> list[Callable[[], object]]:
+    """The steps ``iacs sync run`` adds to the worker's loop: the schedule, then the mail.
+
+    Each runs in the background (``InBackground``). Without ``IACS_MAIL__HOST`` there is no
+    notifier: nothing would send what it derived.
+    """
+    steps: list[Callable[[], object]] = []
+    if settings.schedule.enabled:
+        scheduler = build_scheduler(settings)
+        steps.append(Every(1.0, InBackground("lifecycle-schedule", scheduler.tick)))
+    if settings.mail.host:
+        notifier = build_notifier(settings)
+        interval = settings.schedule.notify_interval_seconds
+        steps.append(Every(interval, InBackground("notifier", notifier.run_once)))
+    else:
+        log.warning("IACS_MAIL__HOST is not set: no notification is sent")
+    return steps

@@ -89,6 +89,7 @@ import json
 import re
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
+from email.utils import parseaddr
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
@@ -98,7 +99,7 @@ from iacs.catalogue import load_catalogue
 if TYPE_CHECKING:
     from keycloak import KeycloakAdmin
 
-    from iacs.settings import Settings
+    from iacs.settings import MailSettings, Settings
 
 REALM_FILE = Path(__file__).resolve().with_name("realm.json")
 CATALOGUE_FILE = Path(__file__).resolve().with_name("catalogue.yaml")
@@ -108,6 +109,9 @@ LDAP_MAPPER = "org.keycloak.storage.ldap.mappers.LDAPStorageMapper"
 MASKED = "**********"
 ADMIN_PERMISSIONS_CLIENT = "admin-permissions"
 """The client Keycloak creates to hold a realm's fine-grained admin permissions (v2)."""
+
+REALM_SECRET_KEYS = frozenset({"password"})
+"""Realm settings Keycloak answers masked: ``smtpServer.password``."""
 
 NESTED_REALM_KEYS = frozenset(
     {
@@ -413,12 +417,44 @@ def apply_from_settings(
     """
     values = placeholders_from_settings(settings, ldap_url=ldap_url, applications=applications)
     definition = load_realm_definition(None, with_federation=with_federation, **values)
+    definition.update(mail_realm_settings(settings.mail))
     connection = AdminConnection(
         url=keycloak_url or settings.keycloak.url,
         username=settings.keycloak.admin_username,
         password=settings.keycloak.admin_password.get_secret_value(),
     )
     return apply_realm(connection, definition, dry_run=dry_run)
+
+
+def mail_realm_settings(mail: MailSettings) -> dict[str, Any]:
+    """The realm's e-mail, from ``IACS_MAIL__*`` (never from ``realm.json``: no secret there).
+
+    With a relay: Keycloak sends through it, the login page offers "Forgot password?", and a
+    person who registers must verify their e-mail address (``VERIFY_EMAIL`` as a default
+    action: given to new accounts only; people the operator loads into the directory are
+    imported without it). Without a relay none of these is offered: a link that cannot mail
+    anything would only fail.
+    """
+    if not mail.host:
+        return {}
+    name, address = parseaddr(mail.from_address)
+    server = {
+        "host": mail.host,
+        "port": str(mail.port),
+        "from": address,
+        "fromDisplayName": name,
+        "starttls": "true" if mail.starttls else "false",
+        "ssl": "false",
+        "auth": "true" if mail.username else "false",
+    }
+    password = mail.password()
+    if mail.username and password is not None:
+        server |= {"user": mail.username, "password": password}
+    return {
+        "smtpServer": server,
+        "resetPasswordAllowed": True,
+        "requiredActions": [{"alias": "VERIFY_EMAIL", "enabled": True, "defaultAction": True}],
+    }
 
 
 def _show(value: Any, limit: int = 60) -> str:
@@ -491,6 +527,8 @@ class _Applier:
 
     def run(self) -> None:
         self.apply_settings()
+        for action in self.definition.get("requiredActions") or []:
+            self.apply_required_action(action)
         for client in self.definition.get("clients", []):
             self.apply_client(client)
         for client_id, roles in ((self.definition.get("roles") or {}).get("client") or {}).items():
@@ -529,24 +567,41 @@ class _Applier:
             self.realm_exists = True
             self.admin.change_current_realm(self.realm)
             current = self.admin.get_realm(self.realm)
-            leftover = _differences(current, settings)
+            leftover = _differences(current, settings, secret_keys=REALM_SECRET_KEYS)
             if leftover:  # a setting Keycloak ignored at creation: write it once more
                 self.admin.update_realm(self.realm, settings)
             return
         self.admin.change_current_realm(self.realm)
         current = self.admin.get_realm(self.realm)
-        differences = _differences(current, settings)
+        differences = _differences(current, settings, secret_keys=REALM_SECRET_KEYS)
         if differences:
             changed = {
                 key: value
                 for key, value in settings.items()
-                if _differences({key: current.get(key)}, {key: value})
+                if _differences(
+                    {key: current.get(key)}, {key: value}, secret_keys=REALM_SECRET_KEYS
+                )
             }
             self.change(
                 "update",
                 f"realm {self.realm}",
                 ", ".join(differences),
                 write=lambda: self.admin.update_realm(self.realm, changed),
+            )
+
+    def apply_required_action(self, action: Mapping[str, Any]) -> None:
+        """A required action's switches (``enabled``, ``defaultAction``), by alias."""
+        alias = action["alias"]
+        current = (
+            self.admin.get_required_action_by_alias(alias) if self.realm_exists else None
+        ) or {}
+        differences = _differences(current, action)
+        if differences:
+            self.change(
+                "update",
+                f"required action {alias}",
+                ", ".join(differences),
+                write=lambda: self.admin.update_required_action(alias, {**current, **action}),
             )
 
     def apply_client(self, client: Mapping[str, Any]) -> None:

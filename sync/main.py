@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import signal
 import time
+from collections.abc import Callable, Sequence
 
 from iacs.catalogue import load_catalogue
 from iacs.directory import Directory
@@ -50,9 +51,15 @@ def run_once(settings: Settings, progress: ReconcileProgress | None = None) -> R
     return result
 
 
-def build_worker(settings: Settings) -> SyncWorker:
+def build_worker(
+    settings: Settings, housekeeping: Sequence[Callable[[], object]] = ()
+) -> SyncWorker:
     """The production worker: the directory as the sync account, gateways from the settings,
-    and the active/standby lease (however many workers run, one applies at a time)."""
+    and the active/standby lease (however many workers run, one applies at a time).
+
+    ``housekeeping``: the steps the composition root adds to the loop (``iacs.wiring``); the
+    lease gates them like the runs.
+    """
     directory = Directory(settings.ldap, account="sync")
     lease = Lease(
         directory,
@@ -65,6 +72,7 @@ def build_worker(settings: Settings) -> SyncWorker:
         directory=directory,
         gateway_factory=lambda: KeycloakGateway.from_settings(settings.keycloak),
         lease=lease,
+        housekeeping=housekeeping,
     )
 
 
@@ -80,15 +88,21 @@ def check_servers(settings: Settings) -> None:
     KeycloakGateway.from_settings(settings.keycloak).check()
 
 
-def run_forever(settings: Settings) -> None:
-    """``iacs sync run``: the worker with its HTTP endpoint, until SIGTERM or SIGINT."""
+def run_forever(
+    settings: Settings,
+    housekeeping: Callable[[], Sequence[Callable[[], object]]] = tuple,
+) -> None:
+    """``iacs sync run``: the worker with its HTTP endpoint, until SIGTERM or SIGINT.
+
+    ``housekeeping`` builds the extra steps of the loop, once both servers answered.
+    """
     configure_logging()
     try:  # before anything starts: a clear message, no traceback
         require_protected(settings.sync.listen, settings.sync.nudge_token)
     except UnprotectedListenAddress as exc:
         raise SettingsError(str(exc)) from None
     check_servers(settings)
-    worker = build_worker(settings)
+    worker = build_worker(settings, housekeeping())
     server = serve(worker, settings.sync.listen, settings.sync.nudge_token)
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: worker.stop())

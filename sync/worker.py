@@ -27,7 +27,7 @@ import dataclasses
 import logging
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from concurrent.futures import Future
 from datetime import UTC, datetime
 from pathlib import Path
@@ -133,11 +133,16 @@ class SyncWorker:
         catalogue: Catalogue | None = None,
         metrics: Metrics | None = None,
         lease: Lease | None = None,
+        housekeeping: Sequence[Callable[[], object]] = (),
     ) -> None:
         self.settings = settings
         self.lease = lease
         """None: this worker is alone and always applies (``iacs sync once``, the tests)."""
         self._standing_by = lease is not None
+        self.housekeeping = list(housekeeping)
+        """Steps run after each pass of the loop while active (the notifier, the lifecycle
+        schedule): each decides itself whether it is due; a failing one is logged and never
+        stops syncing."""
         self.catalogue = catalogue or load_catalogue(settings.sync.catalogue_file)
         self._leaves: dict = {}
         """Leaf groups already projected with this catalogue (see ``sync.project.project``)."""
@@ -424,7 +429,6 @@ class SyncWorker:
                     if time.monotonic() >= self._next_full:
                         self.start_drift_check()
                     self.step()
-                    # Scheduled jobs belong here, behind `if self.active():` like the runs.
                 except LeaseLost:
                     self._stand_by()
                     continue
@@ -432,6 +436,7 @@ class SyncWorker:
                     self._failed(exc)
                     continue
                 self._failures = 0
+                self.run_housekeeping()  # behind the lease, like the runs
                 self._wake.wait(timeout=poll)
                 self._wake.clear()
         finally:
@@ -459,6 +464,16 @@ class SyncWorker:
         self._drift = None
         self._next_full = time.monotonic() + LATE_WRITE_SECONDS
         log.info("active: this worker holds the lease and applies")
+
+    def run_housekeeping(self) -> None:
+        """Each housekeeping step once; a failure is logged, and the step is tried next pass."""
+        for step in self.housekeeping:
+            try:
+                step()
+            except Exception as exc:  # a step's failure must not stop the sync
+                log.warning(
+                    "housekeeping step failed", extra={"step": repr(step), "error": repr(exc)}
+                )
 
     def _failed(self, exc: BaseException) -> None:
         self._failures += 1

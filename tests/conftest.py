@@ -14,4 +14,5 @@ pytest_plugins = [
     "tests.fixtures.redis",
     "tests.fixtures.postgres",
     "tests.fixtures.cluster",
+    "tests.fixtures.smtp",
 ]

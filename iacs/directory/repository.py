@@ -27,6 +27,7 @@ from iacs.directory.dn import Tree
 from iacs.directory.errors import AlreadyExists, DirectoryError, NotFound, PersonExists
 from iacs.directory.mapping import PERSON_ATTRIBUTES, person_entry, person_from
 from iacs.directory.organizations import OrganizationStore
+from iacs.directory.outbox import OutboxStore
 from iacs.directory.records import RecordStore
 from iacs.directory.snapshot import DirectorySnapshot, take_snapshot
 from iacs.domain import Membership, Person
@@ -35,7 +36,7 @@ from iacs.settings import LdapSettings
 Account = Literal["portal", "sync", "keycloak"]
 
 
-class Directory(OrganizationStore, RecordStore):
+class Directory(OrganizationStore, RecordStore, OutboxStore):
     """The only gateway to LDAP: people, memberships, organizations, groups, requests, audit.
 
     ``account`` picks the bind DN and password from ``settings`` (``portal``, ``sync`` or

@@ -39,6 +39,7 @@ from iacs.stack.keycloak import KeycloakInstance, start_keycloak
 from iacs.stack.process import ManagedProcess, free_port
 from iacs.stack.redis import RedisInstance, start_redis
 from iacs.stack.slapd import SlapdInstance, start_slapd
+from iacs.stack.smtp import SmtpInstance, start_smtp
 from iacs.wiring import build_service
 from keycloak_config.apply import DEV_APPLICATION_REDIRECT_URIS, apply_from_settings
 
@@ -55,10 +56,14 @@ class LocalStack:
     keycloak: KeycloakInstance
     redis: RedisInstance
     processes: list[ManagedProcess] = field(default_factory=list)
+    smtp: SmtpInstance | None = None
+    """The relay every e-mail goes through; what it received is in ``smtp.maildir``."""
 
     def stop(self) -> None:
         for process in reversed(self.processes):
             process.stop()
+        if self.smtp is not None:
+            self.smtp.stop()
         self.keycloak.stop()
         self.redis.stop()
         self.slapd.stop()
@@ -100,6 +105,14 @@ def start_servers(
         redis.stop()
         slapd.stop()
         raise
+    say("starting the SMTP server (mail goes to a Maildir) ...")
+    try:
+        smtp = start_smtp(run_dir / "mail")
+    except BaseException:
+        keycloak.stop()
+        redis.stop()
+        slapd.stop()
+        raise
     sync_listen = f"127.0.0.1:{free_port()}"
     settings = Settings(
         environment="development",
@@ -124,8 +137,9 @@ def start_servers(
             session_store_url=redis.url,
         ),
         sync=SyncSettings(cursor_file=run_dir / "sync-cursor.json", listen=sync_listen),
+        mail=smtp.mail_settings(),
     )
-    stack = LocalStack(run_dir, settings, slapd, keycloak, redis)
+    stack = LocalStack(run_dir, settings, slapd, keycloak, redis, smtp=smtp)
     try:
         say("applying the realm ...")
         for change in apply_from_settings(settings, with_federation=True):
@@ -227,6 +241,11 @@ def _print_welcome(stack: LocalStack, portal_url: str, demo: bool, apps: dict[st
         f"  sync worker     http://{stack.settings.sync.listen}/metrics",
         *(f"  sample app      {url}  ({client_id})" for client_id, url in apps.items()),
         f"  directory       {stack.slapd.url}  ({stack.settings.ldap.base_dn})",
+        *(
+            [f"  mail            {stack.smtp.maildir / 'new'}  (one file per e-mail sent)"]
+            if stack.smtp is not None
+            else []
+        ),
         f"  logs            {stack.run_dir}",
     ]
     if demo:

@@ -163,3 +163,16 @@ def test_the_change_feed_is_for_the_sync_account_only_and_never_shows_passwords(
     portal = bind_as(ldap_connect, ldap_settings, "portal")
     portal.search(ldap_settings.accesslog_dn, "(objectClass=*)", attributes=["1.1"])
     assert portal.entries == []
+
+
+def test_sec_sync_account_appends_only_notification_records(sync_directory, directory):
+    """The notifier records each mail it sent; the sync account can add nothing else there."""
+    notify = an_audit_record(actor="system", action="notify:approved")
+    sync_directory.append_audit(notify)
+    assert [r.id for r in directory.find_audit(actor="system")] == [notify.id]
+    for forged in (
+        an_audit_record(actor="system", action="decide:approved"),
+        an_audit_record(actor="helpdesk", action="notify:approved"),
+    ):
+        with pytest.raises(AccessDenied):
+            sync_directory.append_audit(forged)

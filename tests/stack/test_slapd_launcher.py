@@ -36,6 +36,7 @@ BOOTSTRAP = {
     "ou=practitioners,dc=iacs,dc=example",
     "ou=requests,dc=iacs,dc=example",
     "ou=audit,dc=iacs,dc=example",
+    "ou=outbox,dc=iacs,dc=example",
 }
 
 
