@@ -53,7 +53,7 @@ from iacs.domain import (
 )
 from iacs.service import inputs
 from iacs.service.base import _directory_errors
-from iacs.service.errors import Conflict, InvalidInput, ServiceError
+from iacs.service.errors import Conflict, InvalidInput, ServiceError, refusal
 
 if TYPE_CHECKING:
     from iacs.service.access import AccessService
@@ -280,15 +280,21 @@ def _organization_line(
                 request_id=request.id,
             )
     else:
-        request = service.register_organization(
-            so,
-            name=row.get("name", ""),
-            identifier=row.get("identifier", ""),
-            provider_type=row.get("provider_type", ""),
-            address=row.get("address", ""),
-            phone=row.get("phone", ""),
-            dry_run=dry_run,
-        )
+
+        def register(check_only: bool) -> Request:
+            return service.register_organization(
+                so,
+                name=row.get("name", ""),
+                identifier=row.get("identifier", ""),
+                provider_type=row.get("provider_type", ""),
+                address=row.get("address", ""),
+                phone=row.get("phone", ""),
+                dry_run=check_only,
+            )
+
+        unfiled = register(True)
+        _may_decide(service, helpdesk, unfiled)  # e.g. DEC-1: before anything is filed
+        request = unfiled if dry_run else register(False)
         if dry_run:
             return LineResult(
                 number,
@@ -306,6 +312,16 @@ def _organization_line(
         f"{so} is its Security Official (approved by {decided.decided_by})",
         request_id=request.id,
     )
+
+
+def _may_decide(service: AccessService, helpdesk: str, request: Request) -> None:
+    """Refuse the line, before anything is written, if the help desk could not decide it."""
+    actor = service.actor(helpdesk)
+    with _directory_errors():
+        facts = service.facts.for_request(request)
+    decision = policy.may_decide(actor, request, facts, service.clock())
+    if not decision.allowed:
+        raise refusal(decision)
 
 
 def _group_line(

@@ -145,6 +145,17 @@ def test_a_file_that_is_not_the_import_csv_is_refused_whole(world, text: str) ->
     assert _state(world) == before
 
 
+def test_a_line_naming_the_help_desk_as_its_so_is_refused_before_anything_is_filed(world) -> None:
+    """DEC-1 (nobody decides their own request), asked of the policy before the line is filed:
+    the line changes nothing, in the dry run and for real."""
+    text = f"{HEADER}\r\norganization,123456789,Own,hospital,helpdesk,,,,\r\n"
+    for dry_run in (True, False):
+        (line,) = import_onboarding(world.service, "helpdesk", text, dry_run=dry_run).lines
+        assert (line.outcome, line.rule) == ("refused", "DEC-1")
+    assert world.service.directory.get_organization("org-123456789") is None
+    assert world.service.directory.find_requests(requester="helpdesk") == []
+
+
 def test_a_line_with_more_cells_than_columns_is_refused_alone(world) -> None:
     world.people("sofia")
     text = f"{HEADER}\r\norganization,123456789,A,hospital,sofia,,,,,extra\r\n"
