@@ -28,6 +28,9 @@ from approval_portal.auth import load_session_user, login_required, safe_next
 from approval_portal.forms import FORMS, PROVIDER_TYPE_LABELS, organization_reference
 from iacs.domain import RequestKind
 from iacs.service import AccessService, Forbidden, ServiceError
+from iacs.service.onboarding import COLUMNS as ONBOARDING_COLUMNS
+from iacs.service.onboarding import export_roles, import_onboarding
+from iacs.service.onboarding import template as onboarding_template
 from iacs.service.views import ViewService
 
 blueprint = Blueprint("pages", __name__)
@@ -288,6 +291,54 @@ def help_desk():
 def help_desk_audit():
     page = _views().audit(g.username, None, **_audit_args())
     return _render("audit.html", page=page, org_id=None)
+
+
+@blueprint.route("/help-desk/onboarding", methods=["GET", "POST"])
+@login_required
+def help_desk_onboarding():
+    """Issue 10, item 5: bulk onboarding from a CSV (dry run first), and the roles export."""
+    _require_help_desk()
+    report = None
+    if request.method == "POST":
+        upload = request.files.get("csv_file")
+        raw = upload.read() if upload is not None else b""
+        try:
+            text = raw.decode("utf-8-sig")
+        except UnicodeDecodeError:
+            return _refused(
+                ServiceError("the file is not UTF-8 text"), url_for("pages.help_desk_onboarding")
+            )
+        dry_run = request.form.get("mode") != "import"
+        try:
+            report = import_onboarding(_service(), g.username, text, dry_run=dry_run)
+        except ServiceError as exc:
+            return _refused(exc, url_for("pages.help_desk_onboarding"))
+    return _render("help_desk_onboarding.html", report=report, columns=ONBOARDING_COLUMNS)
+
+
+@blueprint.get("/help-desk/onboarding/template.csv")
+@login_required
+def help_desk_onboarding_template():
+    _require_help_desk()
+    return _csv_download(onboarding_template(), "iacs-onboarding-template.csv")
+
+
+@blueprint.get("/help-desk/export.csv")
+@login_required
+def help_desk_export():
+    """Every organization's roles with their certification dates (AUD-2: the help desk's)."""
+    try:
+        text = export_roles(_service(), g.username)
+    except ServiceError as exc:
+        return _refused(exc, url_for("pages.help_desk"))
+    return _csv_download(text, "iacs-roles.csv")
+
+
+def _csv_download(text: str, filename: str) -> Response:
+    response = Response(text, mimetype="text/csv")
+    response.headers["Content-Disposition"] = f'attachment; filename="{filename}"'
+    response.headers["X-Content-Type-Options"] = "nosniff"
+    return response
 
 
 @blueprint.post("/help-desk/replace-security-official")

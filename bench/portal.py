@@ -20,6 +20,7 @@ import requests
 
 from iacs.domain import Role, ScopeKind
 
+from .app_logout import SampleApp, poll_refused
 from .generate import BENCH_PASSWORD, Community
 from .report import MEASURED, Measurement
 from .stats import summarize
@@ -127,8 +128,11 @@ class Lifecycle:
 
     propagation: list[float] = field(default_factory=list)
     revocation: list[float] = field(default_factory=list)
+    app_refusal: list[float] = field(default_factory=list)
+    """Revoke → the sample application refuses the person's next request (back-channel logout)."""
     propagation_timeouts: int = 0
     revocation_timeouts: int = 0
+    app_refusal_timeouts: int = 0
     token_requests: int = 0
     errors: list[str] = field(default_factory=list)
 
@@ -139,12 +143,16 @@ def approve_and_revoke(
     app_tokens: OidcClient,
     chosen: list[Candidate],
     tick: Callable[[str], None] = lambda _: None,
+    app: SampleApp | None = None,
 ) -> Lifecycle:
     """For each candidate: request, sign in to the app, approve → claim, revoke → refresh refused.
 
     The propagation sample runs from just before the approver's decision is sent to the end of
     the first token response that carries the new affiliation; the revocation sample from just
-    before the revocation is sent to the end of the first refresh that is refused.
+    before the revocation is sent to the end of the first refresh that is refused. With ``app``
+    (the sample application, told of logouts through the back channel), the person's sign-in
+    there is polled from another thread at the same time: the app-refusal sample runs from the
+    same start to the first request the app refuses.
     """
     result = Lifecycle()
     approvers: dict[str, PortalApi] = {}
@@ -156,7 +164,9 @@ def approve_and_revoke(
                 candidate.approver, PortalApi(portal_url, portal_tokens(), candidate.approver)
             )
             approver._authorize()
-            refresh_token = app_tokens.password(candidate.person, BENCH_PASSWORD)["refresh_token"]
+            signed_in = app_tokens.password(candidate.person, BENCH_PASSWORD)
+            refresh_token = signed_in["refresh_token"]
+            browser = app.adopt(signed_in) if app is not None else None
             wanted = (candidate.organization_id, candidate.group_id)
 
             started = time.perf_counter()
@@ -169,10 +179,19 @@ def approve_and_revoke(
                 continue
             result.propagation.append(arrived - started)
 
+            if app is not None and browser is not None and app.refuses(browser):
+                raise RuntimeError("the sample app refused the person before the revocation")
             started = time.perf_counter()
             approver.revoke_end_user(candidate.person, *wanted)
+            watcher = _AppWatcher(app, browser) if app and browser else None
             refused, polls = _poll_refused(app_tokens, refresh_token)
             result.token_requests += polls
+            if watcher is not None:
+                app_refused = watcher.wait()
+                if app_refused is None:
+                    result.app_refusal_timeouts += 1
+                else:
+                    result.app_refusal.append(app_refused - started)
             if refused is None:
                 result.revocation_timeouts += 1
             else:
@@ -182,6 +201,22 @@ def approve_and_revoke(
             result.errors.append(f"{candidate.person}: {exc}")
             tick("error")
     return result
+
+
+class _AppWatcher:
+    """Polls the sample app in a thread, from its start, until it refuses the browser."""
+
+    def __init__(self, app: SampleApp, browser: requests.Session) -> None:
+        self.refused_at: float | None = None
+        self._thread = threading.Thread(target=self._poll, args=(app, browser), daemon=True)
+        self._thread.start()
+
+    def _poll(self, app: SampleApp, browser: requests.Session) -> None:
+        self.refused_at = poll_refused(app, browser, POLL_TIMEOUT)
+
+    def wait(self) -> float | None:
+        self._thread.join()
+        return self.refused_at
 
 
 def _poll_claim(

@@ -33,12 +33,14 @@ from typing import Any
 
 import requests
 
+from examples.pqri_psr_app.logout import BACKCHANNEL_LOGOUT_PATH
 from iacs.settings import load_settings
 from iacs.stack.keycloak import KEYCLOAK_VERSION, start_keycloak
 from iacs.stack.process import ManagedProcess, free_port, port_open, tail
 from keycloak_config.apply import apply_from_settings
 
 from .anchors import admin_api_user_creation, ldap_full_sync
+from .app_logout import SampleApp
 from .directory import load_community
 from .generate import SIZES, Community, generate
 from .memory import PeakMemory
@@ -80,6 +82,7 @@ PLANS = {
 TARGETS = {
     "propagation": "p95 ≤ 1 s",
     "revocation": "p95 ≤ 2 s",
+    "app_refusal": "p95 ≤ 2 s",
     "cold_projection": "≤ 5 min at 10,000 people, faster than the LDAP full sync",
     "no_change": "≤ 15 s with 0 admin writes",
     "decisions": "p95 ≤ 100 ms at 20 concurrent approvers",
@@ -87,6 +90,7 @@ TARGETS = {
 TITLES = {
     "propagation": "Propagation: approve → claim in a fresh token",
     "revocation": "Revocation: revoke → refresh token refused",
+    "app_refusal": "Revocation: revoke → the application refuses (back-channel logout)",
     "cold_projection": "Cold projection into an empty realm",
     "no_change": "No-change reconcile",
     "decisions": "Portal decisions (20 concurrent approvers)",
@@ -129,6 +133,8 @@ class Bench:
         self.used_people: set[str] = set()
         self.portal_url = ""
         self.pids: dict[str, int] = {}
+        self.app_port = free_port()
+        """The sample application's port, named as its back-channel logout URL in the realm."""
         self.profiles: dict[str, Any] = {}
         self.secrets = {
             "keycloak_admin": secrets.token_urlsafe(16),
@@ -243,7 +249,14 @@ class Bench:
             apply_from_settings(
                 self.settings(),
                 with_federation=True,
-                applications={APP_CLIENT: {"secret": self.secrets["app_client"]}},
+                applications={
+                    APP_CLIENT: {
+                        "secret": self.secrets["app_client"],
+                        "backchannel_logout_url": (
+                            f"http://127.0.0.1:{self.app_port}{BACKCHANNEL_LOGOUT_PATH}"
+                        ),
+                    }
+                },
             )
             portal_client = self.settings().keycloak.portal_client_id
             for client_id in (portal_client, APP_CLIENT):
@@ -467,6 +480,7 @@ class Bench:
         if lifecycle_reason:
             self.skip("propagation", lifecycle_reason)
             self.skip("revocation", lifecycle_reason)
+            self.skip("app_refusal", lifecycle_reason)
         if portal_reason:
             return
         assert self.community is not None
@@ -488,17 +502,28 @@ class Bench:
 
         def propagation() -> Measurement:
             total = len(chosen)
-            with (
-                self.progress.stage("propagation and revocation", total=total) as stage,
-                sampled(self.pids.get("sync worker"), self.run_dir / "worker.pyspy") as profile,
-            ):
-                lifecycle["run"] = approve_and_revoke(
-                    self.portal_url,
-                    lambda: portal_client,
-                    app_client,
-                    chosen,
-                    tick=lambda detail: stage.advance(1, detail),
-                )
+            sample_app = SampleApp(
+                self.app_port,
+                client_id=APP_CLIENT,
+                client_secret=self.secrets["app_client"],
+                keycloak_url=self.keycloak.url,
+                realm=BENCH_REALM,
+            ).start()
+            try:
+                with (
+                    self.progress.stage("propagation and revocation", total=total) as stage,
+                    sampled(self.pids.get("sync worker"), self.run_dir / "worker.pyspy") as profile,
+                ):
+                    lifecycle["run"] = approve_and_revoke(
+                        self.portal_url,
+                        lambda: portal_client,
+                        app_client,
+                        chosen,
+                        tick=lambda detail: stage.advance(1, detail),
+                        app=sample_app,
+                    )
+            finally:
+                sample_app.stop()
             run = lifecycle["run"]
             m = latency_measurement(
                 "propagation",
@@ -530,6 +555,27 @@ class Bench:
             m.numbers["timeouts"] = run.revocation_timeouts
             m.notes.append(f"refresh refused with: {dict(refused_with)}")
             _count_timeouts(m, run.revocation_timeouts)
+            return m
+
+        def app_refusal() -> Measurement:
+            run = lifecycle.get("run")
+            if run is None:
+                raise RuntimeError("the propagation run did not complete")
+            m = latency_measurement(
+                "app_refusal",
+                TITLES["app_refusal"],
+                TARGETS["app_refusal"],
+                run.app_refusal,
+                "p95",
+                2.0,
+            )
+            m.numbers["timeouts"] = run.app_refusal_timeouts
+            m.notes.append(
+                "the sample application (examples/pqri_psr_app) polled from the revocation "
+                "until it sends the person to sign in again; it learns of the logout from "
+                "Keycloak's logout token, not from a refresh"
+            )
+            _count_timeouts(m, run.app_refusal_timeouts)
             return m
 
         def decisions() -> Measurement:
@@ -579,6 +625,7 @@ class Bench:
         if lifecycle_reason is None:
             self.attempt("propagation", propagation)
             self.attempt("revocation", revocation)
+            self.attempt("app_refusal", app_refusal)
         self.attempt("decisions", decisions)
 
 

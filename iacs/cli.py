@@ -12,12 +12,15 @@ import json
 import signal
 import sys
 from pathlib import Path
+from typing import TextIO
 
 import click
 from tqdm import tqdm
 
 from approval_portal.server import serve as serve_portal
 from iacs.cli_errors import CommandContext, explain
+from iacs.service import ServiceError
+from iacs.service.onboarding import export_roles, import_onboarding
 from iacs.settings import Settings, SettingsError, load_settings
 from iacs.stack.local import run_dev_stack
 from iacs.stack.process import ServerStartError
@@ -213,6 +216,46 @@ def maintenance(dry_run: bool) -> None:
     click.echo(str(report))
     if report.problems:  # every other entry was handled; say that some were not
         sys.exit(1)
+
+
+@main.command("import")
+@click.argument("csv_file", type=click.File("r", encoding="utf-8-sig"))
+@click.option("--as", "username", required=True, help="The help desk person importing.")
+@click.option("--dry-run", is_flag=True, help="Check every line and say what would happen.")
+def import_csv(csv_file: TextIO, username: str, dry_run: bool) -> None:
+    """Bulk onboarding: organizations with their SOs (and user groups with UGAs) from a CSV.
+
+    Every line goes through the portal's own service calls, as the help desk person named by
+    --as (the policy checks that they are); the report says line by line what happened or why
+    a line was refused. Exit 1 when a line was refused (the others were carried out).
+    """
+    settings = _settings()
+    check_directory(settings, "portal")
+    try:
+        report = import_onboarding(
+            build_service(settings), username, csv_file.read(), dry_run=dry_run
+        )
+    except ServiceError as exc:  # not the help desk, or not a CSV of the import's columns
+        click.echo(f"iacs import: {exc.message}", err=True)
+        sys.exit(1)
+    click.echo(str(report))
+    if report.refused:
+        sys.exit(1)
+
+
+@main.command("export")
+@click.option("--as", "username", required=True, help="The help desk person exporting.")
+@click.option("--out", type=click.File("w", encoding="utf-8", lazy=True), default="-")
+def export_csv(username: str, out: TextIO) -> None:
+    """Every organization's current roles with their certification dates, as CSV."""
+    settings = _settings()
+    check_directory(settings, "portal")
+    try:
+        text = export_roles(build_service(settings), username)
+    except ServiceError as exc:
+        click.echo(f"iacs export: {exc.message}", err=True)
+        sys.exit(1)
+    out.write(text)
 
 
 @main.group()

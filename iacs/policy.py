@@ -615,6 +615,23 @@ def may_replace_security_official(actor: Actor) -> Decision:
     return deny("LC-4", "only the help desk replaces a Security Official")
 
 
+def may_onboard_in_bulk(actor: Actor) -> Decision:
+    """Bulk onboarding (a CSV of organizations and their Security Officials): the help desk's,
+    because each line ends in a decision only the help desk makes (ORG-3). Every line is then
+    still filed and decided through ``may_submit`` and ``may_decide`` like one from the portal."""
+    if actor.is_help_desk:
+        return allow("ORG-3", "the help desk onboards organizations and decides their SOs")
+    return deny("ORG-3", "only the help desk onboards organizations in bulk")
+
+
+def may_export_roles(actor: Actor) -> Decision:
+    """The export of every organization's roles and certification dates: the whole record,
+    which only the help desk reads (AUD-2)."""
+    if actor.is_help_desk:
+        return allow("AUD-2", "the help desk reads the whole record")
+    return deny("AUD-2", "only the help desk exports every organization's roles")
+
+
 # --------------------------------------------------------------------------------------------
 # Derived facts
 

@@ -92,7 +92,7 @@ from dataclasses import dataclass
 from email.utils import parseaddr
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
-from urllib.parse import quote
+from urllib.parse import quote, urlsplit, urlunsplit
 
 from iacs.catalogue import load_catalogue
 
@@ -178,6 +178,22 @@ def placeholder_name(client_id: str) -> str:
     return re.sub(r"[^A-Z0-9]", "_", client_id.upper())
 
 
+def backchannel_logout_url_for(redirect_uri: str | None) -> str | None:
+    """The sample app's back-channel logout URL beside its redirect URI, or None.
+
+    Only a redirect URI of the sample's shape (``.../oidc/callback``) says where the
+    application listens for logout tokens; for any other, Keycloak is told of no URL (an
+    application that implements it is named in the setting
+    ``IACS_KEYCLOAK__APPLICATION_BACKCHANNEL_LOGOUT_URLS``).
+    """
+    if not redirect_uri:
+        return None
+    parts = urlsplit(redirect_uri)
+    if parts.path != "/oidc/callback" or parts.query or parts.fragment:
+        return None
+    return urlunsplit((parts.scheme, parts.netloc, "/oidc/backchannel-logout", "", ""))
+
+
 def placeholders_from_settings(
     settings: Settings,
     *,
@@ -186,8 +202,9 @@ def placeholders_from_settings(
 ) -> dict[str, str | None]:
     """The placeholder values the settings give.
 
-    ``applications`` maps an application client id to ``{"redirect_uri": ..., "secret": ...}``
-    and wins over ``settings.keycloak.application_redirect_uris`` / ``..._client_secrets``;
+    ``applications`` maps an application client id to ``{"redirect_uri": ..., "secret": ...,
+    "backchannel_logout_url": ...}`` and wins over ``settings.keycloak.application_redirect_uris``
+    / ``..._client_secrets`` / ``..._backchannel_logout_urls``;
     then come the local development addresses; a secret of None is left to Keycloak.
     """
     keycloak, ldap = settings.keycloak, settings.ldap
@@ -216,6 +233,11 @@ def placeholders_from_settings(
         )
         values[f"{name}_CLIENT_SECRET"] = given.get("secret") or (
             configured_secret.get_secret_value() if configured_secret else None
+        )
+        values[f"{name}_BACKCHANNEL_LOGOUT_URL"] = (
+            given.get("backchannel_logout_url")
+            or keycloak.application_backchannel_logout_urls.get(client_id)
+            or backchannel_logout_url_for(values[f"{name}_REDIRECT_URI"])
         )
     return values
 

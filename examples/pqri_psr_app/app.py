@@ -13,7 +13,11 @@ One codebase, configured per OIDC client id (``APPLICATIONS``). What to copy fro
    (5 minutes in the realm). Then the app refreshes: new, verified claims (a role granted
    since shows up), or Keycloak refuses because the person's session was ended when a role
    was revoked (LC-1), and the app signs the person out.
-4. **Browser hygiene**: the session cookie holds only a random session id (tokens stay on the
+4. **Sign-out at once**: Keycloak calls ``/oidc/backchannel-logout`` (OIDC Back-Channel
+   Logout) when a person's Keycloak session ends, e.g. when the sync worker logs out a person
+   whose role was revoked; the app verifies the logout token (``logout.py``) and ends its
+   sessions for that Keycloak session or person: their next request is refused.
+5. **Browser hygiene**: the session cookie holds only a random session id (tokens stay on the
    server), is Secure, HttpOnly and SameSite=Lax; every form carries a CSRF token; a refused
    page is a 403 that names the missing role.
 """
@@ -48,6 +52,7 @@ from flask_wtf.csrf import CSRFProtect
 from joserfc.errors import JoseError
 
 from .claims import IacsClaims, UnsupportedClaims
+from .logout import BACKCHANNEL_LOGOUT_PATH, LogoutTokenRefused, LogoutTokenVerifier
 
 log = logging.getLogger("examples.pqri_psr_app")
 
@@ -174,6 +179,10 @@ class SignedIn:
     refresh_token: str | None = field(repr=False)
     claims_expire_at: float
     """When the access token issued with these claims expires: refresh after that."""
+    subject: str = ""
+    """The ID token's ``sub``: a back-channel logout naming it ends this sign-in."""
+    keycloak_session: str | None = None
+    """The ID token's ``sid`` (Keycloak's session): a back-channel logout naming it ends this."""
 
 
 class SignInStore:
@@ -187,6 +196,8 @@ class SignInStore:
         self._items: dict[str, SignedIn] = {}
         self.lock = threading.Lock()
         """Held while refreshing, so two requests never spend the same refresh token."""
+        self._items_lock = threading.Lock()
+        """Held for each read-modify-write of ``_items`` (never across a call to Keycloak)."""
 
     def get(self, sid: str | None) -> SignedIn | None:
         return self._items.get(sid) if sid else None
@@ -194,8 +205,31 @@ class SignInStore:
     def put(self, sid: str, signed_in: SignedIn) -> None:
         self._items[sid] = signed_in
 
+    def replace(self, sid: str, old: SignedIn, new: SignedIn) -> bool:
+        """Put ``new`` only if ``old`` is still there: a refresh never revives a sign-in that a
+        back-channel logout ended while the refresh was on its way."""
+        with self._items_lock:
+            if self._items.get(sid) is not old:
+                return False
+            self._items[sid] = new
+            return True
+
     def drop(self, sid: str | None) -> SignedIn | None:
         return self._items.pop(sid, None) if sid else None
+
+    def end(self, *, sub: str | None, sid: str | None) -> int:
+        """End the sign-ins of Keycloak session ``sid`` (of person ``sub`` if both are given),
+        or every sign-in of ``sub`` when no ``sid`` is given; returns how many ended."""
+        with self._items_lock:
+            ended = [
+                key
+                for key, item in self._items.items()
+                if (sid is None or item.keycloak_session == sid)
+                and (sub is None or item.subject == sub)
+            ]
+            for key in ended:
+                del self._items[key]
+        return len(ended)
 
 
 class SignInRefused(Exception):
@@ -223,7 +257,7 @@ def create_app(config: AppConfig, *, store: SignInStore | None = None) -> Flask:
     app.extensions["example.config"] = config
     app.extensions["example.application"] = application
     app.extensions["example.store"] = store or SignInStore()
-    CSRFProtect(app)
+    csrf = CSRFProtect(app)
     oauth = OAuth(app)
     app.extensions["example.oidc"] = oauth.register(
         name="iacs",
@@ -243,6 +277,17 @@ def create_app(config: AppConfig, *, store: SignInStore | None = None) -> Flask:
     app.add_url_rule(CALLBACK_PATH, "callback", callback)
     app.add_url_rule("/logout", "logout", logout, methods=["POST"])
     app.add_url_rule("/healthz", "healthz", lambda: {"status": "ok"})
+    # Keycloak calls it server to server: no browser, no cookie, so no CSRF token; the logout
+    # token's signature is what authenticates the call.
+    app.add_url_rule(
+        BACKCHANNEL_LOGOUT_PATH,
+        "backchannel_logout",
+        csrf.exempt(backchannel_logout),
+        methods=["POST"],
+    )
+    app.extensions["example.logout_tokens"] = LogoutTokenVerifier(
+        config.issuer, config.client_id, lambda force: _oidc().fetch_jwk_set(force=force)
+    )
     for page in application.pages:
         view = functools.partial(show_page, page)
         methods = ["GET", "POST"] if page.endpoint == "request_report" else ["GET"]
@@ -309,17 +354,19 @@ def callback():
     after = session.get("after_login") or url_for("home")
     session.clear()  # a fresh session for the signed-in person (no session fixation)
     sid = secrets.token_urlsafe(32)
-    _store().put(sid, _signed_in(token, claims))
+    _store().put(sid, _signed_in(token, claims, verified))
     session["sid"] = sid
     return redirect(after)
 
 
-def _signed_in(token: dict[str, Any], claims: IacsClaims) -> SignedIn:
+def _signed_in(token: dict[str, Any], claims: IacsClaims, verified: Any) -> SignedIn:
     return SignedIn(
         claims=claims,
         id_token=token["id_token"],
         refresh_token=token.get("refresh_token"),
         claims_expire_at=float(token.get("expires_at") or time.time() + token["expires_in"]),
+        subject=str(verified.get("sub") or ""),
+        keycloak_session=verified.get("sid"),
     )
 
 
@@ -336,8 +383,10 @@ def load_sign_in() -> None:
             signed_in = store.get(sid)  # another request may have refreshed meanwhile
             if signed_in is not None and time.time() >= signed_in.claims_expire_at:
                 try:
-                    signed_in = refresh(signed_in)
-                    store.put(sid, signed_in)
+                    renewed = refresh(signed_in)
+                    if not store.replace(sid, signed_in, renewed):
+                        raise SignInRefused("ended by a back-channel logout meanwhile")
+                    signed_in = renewed
                 except SignInRefused as exc:
                     log.info("sign-in of %s ended: %s", signed_in.claims.username, exc)
                     store.drop(sid)
@@ -371,7 +420,9 @@ def refresh(signed_in: SignedIn) -> SignedIn:
         raise SignInRefused(f"the refreshed ID token was refused: {exc}") from exc
     if claims.username != signed_in.claims.username:
         raise SignInRefused("the refreshed ID token names someone else")
-    return _signed_in(token, claims)
+    if verified.get("sid") != signed_in.keycloak_session:
+        raise SignInRefused("the refreshed ID token is of another Keycloak session")
+    return _signed_in(token, claims, verified)
 
 
 def logout():
@@ -383,6 +434,26 @@ def logout():
     return _oidc().logout_redirect(
         post_logout_redirect_uri=_config().redirect_uri, id_token_hint=signed_in.id_token
     )
+
+
+def backchannel_logout():
+    """Keycloak ends a session: verify its logout token, then end our sign-ins for it.
+
+    200 once done (also when no sign-in of ours matched: the person may have signed out here
+    already); 400 with an OAuth-style error for a token refused, and then nothing ends.
+    """
+    value = request.form.get("logout_token", "")
+    verifier: LogoutTokenVerifier = current_app.extensions["example.logout_tokens"]
+    try:
+        if not value:
+            raise LogoutTokenRefused("no logout_token")
+        logout_request = verifier.verify(value)
+    except LogoutTokenRefused as exc:
+        log.warning("back-channel logout refused: %s", exc)
+        return {"error": "invalid_request", "error_description": "logout token refused"}, 400
+    ended = _store().end(sub=logout_request.sub, sid=logout_request.sid)
+    log.info("back-channel logout: %d sign-in(s) ended", ended, extra={"sid": logout_request.sid})
+    return "", 200
 
 
 def _signed_out():

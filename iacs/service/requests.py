@@ -35,8 +35,13 @@ class RequestOperations(ServiceBase):
         provider_type: str,
         address: str = "",
         phone: str = "",
+        dry_run: bool = False,
     ) -> Request:
-        """ORG-1: the Security Official's registration creates the (pending) organization."""
+        """ORG-1: the Security Official's registration creates the (pending) organization.
+
+        With ``dry_run``, every check runs (the input, then the policy) and nothing is written,
+        audited or created: the request returned was not filed (bulk onboarding's dry run).
+        """
         digits = inputs.identifier("identifier", identifier)
         details = {
             "name": inputs.text("name", name),
@@ -58,7 +63,9 @@ class RequestOperations(ServiceBase):
             details["address"],
             details["phone"],
         )
-        return self._submit(request, create=lambda: self._create_organization(organization))
+        return self._submit(
+            request, create=lambda: self._create_organization(organization), dry_run=dry_run
+        )
 
     def request_backup_security_official(self, username: str, org_id: str) -> Request:
         request = self._new_request(
@@ -76,8 +83,11 @@ class RequestOperations(ServiceBase):
         group_name: str = "",
         group_id: str = "",
         description: str = "",
+        dry_run: bool = False,
     ) -> Request:
-        """UGA-1: name a new group (``group_name``) or join an existing one (``group_id``)."""
+        """UGA-1: name a new group (``group_name``) or join an existing one (``group_id``).
+
+        ``dry_run`` as for ``register_organization``: checked, not filed."""
         org_id = inputs.entity_id("organization", org_id)
         if group_name:
             name = inputs.text("group_name", group_name, max_length=80)
@@ -99,14 +109,16 @@ class RequestOperations(ServiceBase):
                 details=details,
             )
             group = UserGroup(new_id, org_id, name, details["description"])
-            return self._submit(request, create=lambda: self._create_user_group(group))
+            return self._submit(
+                request, create=lambda: self._create_user_group(group), dry_run=dry_run
+            )
         request = self._new_request(
             username,
             RequestKind.USER_GROUP_ADMINISTRATOR,
             organization_id=org_id,
             group_id=inputs.entity_id("group", group_id),
         )
-        return self._submit(request)
+        return self._submit(request, dry_run=dry_run)
 
     def request_end_user(self, username: str, org_id: str, group_id: str) -> Request:
         request = self._new_request(
@@ -172,14 +184,28 @@ class RequestOperations(ServiceBase):
         )
         return self._submit(request)
 
-    def _submit(self, request: Request, create: Callable[[], None] | None = None) -> Request:
-        """Check the policy, claim any new entity atomically, then file the request."""
+    def _submit(
+        self,
+        request: Request,
+        create: Callable[[], None] | None = None,
+        *,
+        dry_run: bool = False,
+    ) -> Request:
+        """Check the policy, claim any new entity atomically, then file the request.
+
+        ``dry_run`` stops after the policy's answer: a refusal is raised (not audited, since
+        nothing was asked of anyone), an acceptance returns the request unfiled.
+        """
         with _directory_errors():
             requester = policy.Actor(
                 request.requester, self.directory.memberships_of(request.requester)
             )
             facts = self.facts.for_submission(request, requester.memberships, self._eligible)
         decision = policy.may_submit(requester, request, facts)
+        if dry_run:
+            if not decision.allowed:
+                raise refusal(decision)
+            return request
         if not decision.allowed:
             self._audit(
                 request.requester,

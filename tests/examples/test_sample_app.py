@@ -15,15 +15,25 @@ import json
 import re
 import secrets
 import threading
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
 import pytest
 import requests
+from flask import Flask
+from joserfc import jwt
+from joserfc.jwk import RSAKey
 from werkzeug.serving import make_server
 
 from examples.pqri_psr_app import AppConfig, SignInStore, create_app
+from examples.pqri_psr_app.app import SignedIn
+from examples.pqri_psr_app.logout import (
+    BACKCHANNEL_LOGOUT_EVENT,
+    BACKCHANNEL_LOGOUT_PATH,
+    LogoutTokenRefused,
+)
 from iacs.directory import Directory
 from iacs.domain import Membership, Person, Role, ScopeKind
 from iacs.settings import PortalSettings, Settings
@@ -45,6 +55,8 @@ PASSWORD = "Sample-App-Password-1"
 PQRI, PSR = "pqri-feedback-reports", "psr"
 ORG = "org-123456789"
 TIMEOUT = 60  # Keycloak on a loaded machine may take seconds per page
+LOGOUT_POLL_BOUND = 5.0
+"""How long a test polls for the app to refuse a person after the sync (issue 10: 1-2 s)."""
 _FORM_ACTION = re.compile(r'<form[^>]*id="kc-form-login"[^>]*action="([^"]+)"')
 _CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')
 
@@ -53,6 +65,7 @@ _CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')
 class RunningApp:
     url: str
     store: SignInStore
+    flask: Flask
 
 
 @dataclass
@@ -102,7 +115,10 @@ def world(keycloak, slapd, ldap_settings) -> Iterator[World]:
         apply_from_settings(settings, with_federation=True)
         service = build_service(settings)
         with Directory(ldap_settings, bind_dn=slapd.root_dn, password=slapd.root_password) as root:
-            for username in ("helpdesk", "sofia", "uma", "eve", "rita", "carl", "sam"):
+            for username in (
+                *("helpdesk", "sofia", "uma", "eve", "rita", "carl", "sam"),
+                *("ivy", "jay"),
+            ):
                 _add_person(root, username)
             # The operator's bootstrap: the only membership written directly (DEC-4).
             root.add_member(Membership(Role.HELP_DESK, ScopeKind.SYSTEM), "helpdesk")
@@ -117,7 +133,7 @@ def world(keycloak, slapd, ldap_settings) -> Iterator[World]:
             ),
         )
         approve("sofia", service.request_user_group_administrator("uma", ORG, group_name="Billing"))
-        for end_user in ("eve", "rita"):
+        for end_user in ("eve", "rita", "ivy", "jay"):
             approve("uma", service.request_end_user(end_user, ORG, "billing"))
         approve("sofia", service.register_surrogate_group("carl", ORG, name="Acme Clearinghouse"))
         approve("carl", service.request_surrogate_end_user("sam", "acme-clearinghouse"))
@@ -127,10 +143,11 @@ def world(keycloak, slapd, ldap_settings) -> Iterator[World]:
         for client_id, port in ports.items():
             config = AppConfig.from_settings(settings, client_id, redirect_uris[client_id])
             store = SignInStore()
-            server = make_server("127.0.0.1", port, create_app(config, store=store), threaded=True)
+            flask_app = create_app(config, store=store)
+            server = make_server("127.0.0.1", port, flask_app, threaded=True)
             threading.Thread(target=server.serve_forever, daemon=True).start()
             servers.append(server)
-            apps[client_id] = RunningApp(f"http://127.0.0.1:{port}", store)
+            apps[client_id] = RunningApp(f"http://127.0.0.1:{port}", store, flask_app)
         yield World(settings, apps, service, settings.keycloak.issuer)
     finally:
         for server in servers:
@@ -164,6 +181,62 @@ def sign_in(app: RunningApp, username: str) -> requests.Session:
     done = browser.get(back, allow_redirects=False, timeout=TIMEOUT)
     assert done.status_code == 302, done.text
     return browser
+
+
+def sign_in_tracked(app: RunningApp, username: str) -> tuple[requests.Session, SignedIn]:
+    """``sign_in``, and the app's server-side record of that sign-in."""
+    before = set(app.store._items)
+    browser = sign_in(app, username)
+    (new,) = set(app.store._items) - before
+    return browser, app.store._items[new]
+
+
+def sign_in_through_sso(browser: requests.Session, app: RunningApp) -> SignedIn:
+    """Sign the same browser in to another app: Keycloak's SSO session answers without a form."""
+    before = set(app.store._items)
+    start = get(browser, app, "/login")
+    back = browser.get(start.headers["Location"], allow_redirects=False, timeout=TIMEOUT)
+    assert back.status_code == 302 and back.headers["Location"].startswith(app.url), back.text
+    done = browser.get(back.headers["Location"], allow_redirects=False, timeout=TIMEOUT)
+    assert done.status_code == 302, done.text
+    (new,) = set(app.store._items) - before
+    return app.store._items[new]
+
+
+def refused_within(browser: requests.Session, app: RunningApp, path: str) -> bool:
+    """Poll ``path`` until the app sends the browser to sign in again, for a bounded time."""
+    deadline = time.monotonic() + LOGOUT_POLL_BOUND
+    while time.monotonic() < deadline:
+        answer = get(browser, app, path)
+        if answer.status_code == 302 and answer.headers["Location"].startswith("/login"):
+            return True
+        time.sleep(0.05)
+    return False
+
+
+def post_logout_token(app: RunningApp, token: str) -> requests.Response:
+    """What anyone who can reach the app can do: POST a logout token to its back-channel URL."""
+    return requests.post(
+        f"{app.url}{BACKCHANNEL_LOGOUT_PATH}", data={"logout_token": token}, timeout=TIMEOUT
+    )
+
+
+def capture_logout_tokens(app: RunningApp, monkeypatch, *, deliver: bool) -> list[str]:
+    """The logout tokens Keycloak sends ``app`` from now on (as someone on the wire sees them).
+
+    With ``deliver=False`` the app refuses each, as if it never received it: its sessions live.
+    """
+    verifier = app.flask.extensions["example.logout_tokens"]
+    original, captured = verifier.verify, []
+
+    def verify(value: str):
+        captured.append(value)
+        if not deliver:
+            raise LogoutTokenRefused("dropped by the test")
+        return original(value)
+
+    monkeypatch.setattr(verifier, "verify", verify)
+    return captured
 
 
 def get(browser: requests.Session, app: RunningApp, path: str) -> requests.Response:
@@ -270,18 +343,21 @@ def test_app_2_psr_token_does_not_carry_pqri_roles(world: World) -> None:
     assert [a["app_roles"] for a in sam["affiliations"]] == [[]]
 
 
-def test_lc_1_revoked_end_user_is_signed_out_at_the_next_refresh(world: World) -> None:
-    """LC-1: after a revocation is synced, the app's next refresh is refused and it signs the
-    person out (the app renews claims when the access token issued with them expires)."""
+def test_lc_1_revoked_end_user_is_signed_out_at_the_next_refresh(world: World, monkeypatch) -> None:
+    """LC-1, the fallback: should the logout token not reach the app (it was down), the app's
+    next refresh is refused after the revocation is synced and it signs the person out (the app
+    renews claims when the access token issued with them expires)."""
     psr = world.apps[PSR]
     browser = sign_in(psr, "rita")
     assert get(browser, psr, "/reports").status_code == 200
+    missed = capture_logout_tokens(psr, monkeypatch, deliver=False)
 
     world.service.revoke(
         "uma", "rita", Membership(Role.END_USER, ScopeKind.USER_GROUP, "billing", ORG), "left"
     )
     _sync(world.settings)  # removes her from the group and ends her Keycloak sessions
 
+    assert len(missed) == 1  # Keycloak sent it; the app did not take it
     assert get(browser, psr, "/reports").status_code == 200  # claims still within their life
     for signed_in in list(psr.store._items.values()):
         signed_in.claims_expire_at = 0  # as if five minutes had passed
@@ -327,3 +403,116 @@ def test_callback_refuses_a_state_it_did_not_issue(world: World) -> None:
     forged = get(browser, pqri, "/oidc/callback?code=abc&state=not-mine")
     assert forged.status_code == 400
     assert get(browser, pqri, "/reports").status_code == 302
+
+
+def _revoke_end_user(world: World, username: str) -> None:
+    """The revocation a UGA makes in the portal (the same service call), then one sync run."""
+    world.service.revoke(
+        "uma", username, Membership(Role.END_USER, ScopeKind.USER_GROUP, "billing", ORG), "left"
+    )
+    _sync(world.settings)  # removes the role and ends the person's Keycloak sessions
+
+
+def test_lc_1_revoked_person_is_refused_at_once_by_back_channel_logout(world: World) -> None:
+    """Issue 10, item 6: revoke → the worker logs the person out → Keycloak sends each app she
+    signed in to a logout token → her next request is refused, long before her claims expire
+    (the access token lives 5 minutes). Someone else's sign-in is untouched."""
+    psr, pqri = world.apps[PSR], world.apps[PQRI]
+    browser, signed_in = sign_in_tracked(psr, "ivy")
+    pqri_browser = sign_in(pqri, "ivy")
+    other, _ = sign_in_tracked(psr, "eve")
+    assert signed_in.keycloak_session and signed_in.subject
+    assert get(browser, psr, "/reports").status_code == 200
+    assert get(pqri_browser, pqri, "/reports").status_code == 200
+
+    _revoke_end_user(world, "ivy")
+
+    assert refused_within(browser, psr, "/reports")
+    assert refused_within(pqri_browser, pqri, "/reports")
+    assert signed_in.claims_expire_at > time.time() + 60  # not the refresh: the logout token
+    assert not [s for s in psr.store._items.values() if s.claims.username == "ivy"]
+    assert get(other, psr, "/reports").status_code == 200
+
+
+def _realm_kid(world: World) -> str:
+    jwks = requests.get(f"{world.issuer}/protocol/openid-connect/certs", timeout=TIMEOUT).json()
+    return next(k["kid"] for k in jwks["keys"] if k.get("use") == "sig" and k["kty"] == "RSA")
+
+
+def _logout_claims(world: World, client_id: str, signed_in: SignedIn) -> dict[str, Any]:
+    return {
+        "iss": world.issuer,
+        "aud": client_id,
+        "iat": int(time.time()),
+        "jti": secrets.token_urlsafe(16),
+        "sub": signed_in.subject,
+        "sid": signed_in.keycloak_session,
+        "events": {BACKCHANNEL_LOGOUT_EVENT: {}},
+    }
+
+
+def test_sec_forged_or_unsigned_logout_token_ends_no_session(world: World) -> None:
+    """A logout token naming a live session, but not signed by the realm (a key of the
+    attacker's under the realm's key id, no signature, ``alg: none``) is refused: 400, and the
+    person stays signed in."""
+    pqri = world.apps[PQRI]
+    browser, signed_in = sign_in_tracked(pqri, "eve")
+    claims = _logout_claims(world, PQRI, signed_in)
+    kid = _realm_kid(world)
+    attacker = RSAKey.generate_key(2048, parameters={"kid": kid})
+    forged = jwt.encode({"alg": "RS256", "kid": kid, "typ": "logout+jwt"}, claims, attacker)
+    unsigned = forged.rsplit(".", 1)[0] + "."
+    header = base64.urlsafe_b64encode(b'{"alg":"none"}').rstrip(b"=").decode()
+    none = f"{header}.{forged.split('.')[1]}."
+    for token in (forged, unsigned, none, ""):
+        answer = post_logout_token(pqri, token)
+        assert answer.status_code == 400, answer.text
+        assert answer.json()["error"] == "invalid_request"
+    assert pqri.store.get(next(k for k, v in pqri.store._items.items() if v is signed_in))
+    assert get(browser, pqri, "/reports").status_code == 200
+
+
+def test_sec_id_token_passed_off_as_logout_token_is_refused(world: World) -> None:
+    """A token the realm did sign for this app, but an ID token (it carries a ``nonce`` and no
+    logout event), posted as a logout token: refused, the session lives."""
+    pqri = world.apps[PQRI]
+    browser, signed_in = sign_in_tracked(pqri, "eve")
+    assert "nonce" in _payload(signed_in.id_token)
+    answer = post_logout_token(pqri, signed_in.id_token)
+    assert answer.status_code == 400, answer.text
+    assert get(browser, pqri, "/reports").status_code == 200
+
+
+def test_sec_logout_token_for_another_app_or_replayed_is_refused(world: World, monkeypatch) -> None:
+    """Real logout tokens from Keycloak, misused: PQRI's token (``aud`` PQRI) sent to PS&R for
+    the very Keycloak session PS&R holds is refused (wrong audience) and PS&R's sign-in lives;
+    a token already used is refused when replayed (its ``jti``). PS&R's own token, delivered
+    late, still ends its sign-in, once."""
+    pqri, psr = world.apps[PQRI], world.apps[PSR]
+    browser, in_pqri = sign_in_tracked(pqri, "jay")
+    in_psr = sign_in_through_sso(browser, psr)
+    assert in_psr.keycloak_session == in_pqri.keycloak_session  # one Keycloak session, two apps
+    to_pqri = capture_logout_tokens(pqri, monkeypatch, deliver=True)
+    to_psr = capture_logout_tokens(psr, monkeypatch, deliver=False)
+
+    _revoke_end_user(world, "jay")
+
+    assert refused_within(browser, pqri, "/reports")
+    assert len(to_pqri) == 1 and len(to_psr) == 1, (to_pqri, to_psr)
+    assert _payload(to_pqri[0])["sid"] == in_psr.keycloak_session
+    assert get(browser, psr, "/reports").status_code == 200  # PS&R missed its token
+    monkeypatch.undo()
+
+    wrong_audience = post_logout_token(psr, to_pqri[0])
+    assert wrong_audience.status_code == 400, wrong_audience.text
+    assert get(browser, psr, "/reports").status_code == 200
+    assert post_logout_token(pqri, to_pqri[0]).status_code == 400  # replayed
+
+    assert post_logout_token(psr, to_psr[0]).status_code == 200  # its own, first use
+    assert refused_within(browser, psr, "/reports")
+    assert post_logout_token(psr, to_psr[0]).status_code == 400  # replayed
+
+
+def _payload(token: str) -> dict[str, Any]:
+    body = token.split(".")[1]
+    return json.loads(base64.urlsafe_b64decode(body + "=" * (-len(body) % 4)))

@@ -252,6 +252,27 @@ def test_application_values_come_from_arguments_then_settings_then_dev_defaults(
     assert values["PQRI_FEEDBACK_REPORTS_REDIRECT_URI"] == "https://pqri.example/cb"
     assert values["PQRI_FEEDBACK_REPORTS_CLIENT_SECRET"] is None  # Keycloak generates it
     assert values["PORTAL_URL"] == "http://127.0.0.1:5000"
+    # neither redirect URI has the sample's shape: no back-channel logout URL is guessed
+    assert values["PSR_BACKCHANNEL_LOGOUT_URL"] is None
+    assert values["PQRI_FEEDBACK_REPORTS_BACKCHANNEL_LOGOUT_URL"] is None
+
+
+def test_back_channel_logout_url_is_given_or_beside_the_sample_apps_callback() -> None:
+    """Issue 10, item 6: Keycloak is told where each application takes logout tokens."""
+    from keycloak_config.apply import placeholders_from_settings
+
+    settings = _settings("iacs")
+    settings.keycloak.application_backchannel_logout_urls["psr"] = "https://psr.example/bcl"
+    values = placeholders_from_settings(settings)
+    assert values["PSR_BACKCHANNEL_LOGOUT_URL"] == "https://psr.example/bcl"
+    assert (  # the dev stand-in at 127.0.0.1:5101/oidc/callback
+        values["PQRI_FEEDBACK_REPORTS_BACKCHANNEL_LOGOUT_URL"]
+        == "http://127.0.0.1:5101/oidc/backchannel-logout"
+    )
+    given = placeholders_from_settings(
+        settings, applications={"psr": {"backchannel_logout_url": "https://a.example/logout"}}
+    )
+    assert given["PSR_BACKCHANNEL_LOGOUT_URL"] == "https://a.example/logout"
 
 
 @pytest.mark.servers
