@@ -1,9 +1,10 @@
 """The portal against the real servers: engineer B's slapd subtree, engineer A's Keycloak realm.
 
-``portal`` builds the app over a fresh directory and realm per test and gives the tests people
-who sign in through the real Keycloak login form (``tests.approval_portal.oidc``): ``api(name)``
-calls the JSON API with that person's bearer token (obtained by the PKCE code flow and cached per
-person), ``sign_in(name)`` returns a Flask test client signed in through the portal's own
+``portal`` builds the app over a fresh directory and a clean realm per test (one of the
+session's ``realm_pool``, see ``tests/fixtures/realm_pool.py``) and gives the tests people who
+sign in through the real Keycloak login form (``tests.approval_portal.oidc``): ``api(name)``
+calls the JSON API with that person's bearer token (obtained by the PKCE code flow and cached
+per person), ``sign_in(name)`` returns a Flask test client signed in through the portal's own
 ``/auth/login`` → Keycloak → ``/auth/callback``. Help-desk staff are written by the operator's
 bootstrap (the root account), as in production.
 """
@@ -13,7 +14,7 @@ from __future__ import annotations
 import dataclasses
 import re
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -30,7 +31,8 @@ from iacs.service import AccessService
 from iacs.settings import LdapSettings, PortalSettings, Settings
 from iacs.stack.redis import RedisInstance
 from tests.approval_portal.oidc import browser_session, code_flow_tokens, login_through_form
-from tests.fixtures.keycloak import keycloak_settings_for
+from tests.fixtures.keycloak import federated_realm
+from tests.fixtures.realm_pool import RealmPool
 
 PORTAL_URL = "http://portal.test"
 PASSWORD = "Portal-Test-Password-1"
@@ -235,30 +237,29 @@ def clock() -> Clock:
 @pytest.fixture
 def portal_settings(
     keycloak: Any,
-    realm_name: str,
+    realm_pool: RealmPool,
     ldap_settings: LdapSettings,
     redis_server: RedisInstance,
     redis_store: Any,
-) -> Settings:
-    """``keycloak_config/realm.json`` applied with LDAP federation to the test's slapd, into a
-    fresh realm (engineer A's ``realm_name`` deletes it); plain http, so cookies are not
-    Secure-only; sessions in the session's Redis (emptied for the test). Refusals are limited
-    generously here; the rate-limit tests set their own limit."""
-    from keycloak_config.apply import apply_from_settings
+) -> Iterator[Settings]:
+    """``keycloak_config/realm.json`` applied with LDAP federation to the test's slapd, in a
+    realm no other test changed (``realm_pool``: fresh, or left by the previous test exactly as
+    it was made; ``tests/fixtures/realm_pool.py``); plain http, so cookies are not Secure-only;
+    sessions in the session's Redis (emptied for the test). Refusals are limited generously
+    here; the rate-limit tests set their own limit."""
 
-    settings = Settings(
-        environment="development",
-        ldap=ldap_settings,
-        keycloak=keycloak_settings_for(keycloak, realm_name),
-        portal=PortalSettings(
-            public_url=PORTAL_URL,
-            session_cookie_secure=False,
-            session_store_url=redis_server.url,
-            refused_attempts_per_minute=1000,
-        ),
-    )
-    apply_from_settings(settings, with_federation=True)
-    return settings
+    with federated_realm(realm_pool, keycloak, ldap_settings, PORTAL_URL) as keycloak_settings:
+        yield Settings(
+            environment="development",
+            ldap=ldap_settings,
+            keycloak=keycloak_settings,
+            portal=PortalSettings(
+                public_url=PORTAL_URL,
+                session_cookie_secure=False,
+                session_store_url=redis_server.url,
+                refused_attempts_per_minute=1000,
+            ),
+        )
 
 
 @pytest.fixture

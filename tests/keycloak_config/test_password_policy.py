@@ -16,15 +16,16 @@ import hashlib
 import html
 import re
 import secrets
+from collections.abc import Iterator
 from urllib.parse import urlencode, urljoin
 
 import ldap3
 import pytest
 from keycloak.exceptions import KeycloakError
 
-from iacs.settings import KeycloakSettings, LdapSettings, PortalSettings, Settings
-from keycloak_config.apply import apply_from_settings
-from tests.fixtures.keycloak import loopback_browser_session
+from iacs.settings import LdapSettings, PortalSettings, Settings
+from tests.fixtures.keycloak import federated_realm, loopback_browser_session
+from tests.fixtures.realm_pool import RealmPool
 
 pytestmark = pytest.mark.servers
 
@@ -38,22 +39,17 @@ _ERROR = re.compile(r'id="input-error[^"]*"[^>]*>\s*([^<]+)<', re.S)
 
 
 @pytest.fixture
-def federated(keycloak, realm_name: str, ldap_settings: LdapSettings, clean_tree) -> Settings:
-    """``realm.json`` applied with LDAP federation to the test's slapd, in a fresh realm."""
-    settings = Settings(
-        ldap=ldap_settings,
-        keycloak=KeycloakSettings(
-            url=keycloak.url,
-            realm=realm_name,
-            admin_username=keycloak.admin_username,
-            admin_password=keycloak.admin_password,
-            portal_client_secret=secrets.token_urlsafe(24),
-            sync_client_secret=secrets.token_urlsafe(24),
-        ),
-        portal=PortalSettings(public_url=PORTAL_URL, session_cookie_secure=False),
-    )
-    apply_from_settings(settings, with_federation=True)
-    return settings
+def federated(
+    keycloak, realm_pool: RealmPool, ldap_settings: LdapSettings, clean_tree
+) -> Iterator[Settings]:
+    """``realm.json`` applied with LDAP federation to the test's slapd, in a clean realm (one
+    no other test changed: ``tests/fixtures/realm_pool.py``)."""
+    with federated_realm(realm_pool, keycloak, ldap_settings, PORTAL_URL) as keycloak_settings:
+        yield Settings(
+            ldap=ldap_settings,
+            keycloak=keycloak_settings,
+            portal=PortalSettings(public_url=PORTAL_URL, session_cookie_secure=False),
+        )
 
 
 def _authorize_url(settings: Settings, **extra: str) -> str:

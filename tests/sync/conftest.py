@@ -1,7 +1,8 @@
 """Fixtures of the sync tests against the session's real Keycloak.
 
-Each test gets a fresh minimal realm holding the catalogue's application clients and roles: the
-worker's group, role and membership behaviour does not depend on the realm's mappers. The tests
+Each test gets a clean minimal realm (one of ``realm_pool``'s, which no other test changed)
+holding the catalogue's application clients and roles: the worker's group, role and membership
+behaviour does not depend on the realm's mappers. The tests
 of the token claims (``test_tokens_end_to_end.py``) use the realm as code (``applied_realm``).
 """
 
@@ -18,6 +19,7 @@ from keycloak import KeycloakAdmin
 
 from iacs.catalogue import load_catalogue
 from sync.gateway import KeycloakGateway
+from tests.fixtures.realm_pool import RealmPool
 
 LOGIN_CLIENT = "sync-test-login"
 PASSWORD = "Correct-Horse-9"
@@ -39,9 +41,20 @@ def keycloak_server(keycloak) -> KeycloakServer:
 
 
 @pytest.fixture
-def realm(keycloak_server: KeycloakServer) -> Iterator[str]:
-    """A fresh realm with the catalogue's clients and roles and a public login client."""
-    name = f"sync-{uuid.uuid4().hex[:10]}"
+def realm(keycloak_server: KeycloakServer, realm_pool: RealmPool) -> Iterator[str]:
+    """A realm with the catalogue's clients and roles and a public login client, no other test
+    changed (``realm_pool``: fresh, or left by the previous test as it was made)."""
+    with realm_pool.lease(
+        "sync-minimal", lambda name: _make_realm(keycloak_server, name), _name
+    ) as name:
+        yield name
+
+
+def _name() -> str:
+    return f"sync-{uuid.uuid4().hex[:10]}"
+
+
+def _make_realm(keycloak_server: KeycloakServer, name: str) -> str:
     master = _master_admin(keycloak_server)
     catalogue = load_catalogue()
     clients = [
@@ -70,10 +83,7 @@ def realm(keycloak_server: KeycloakServer) -> Iterator[str]:
             },
         }
     )
-    try:
-        yield name
-    finally:
-        master.delete_realm(name)
+    return name
 
 
 def _master_admin(server: KeycloakServer, realm_name: str = "master") -> KeycloakAdmin:
