@@ -576,6 +576,14 @@ def may_replace_security_official(actor: Actor) -> Decision:
     return deny("LC-4", "only the help desk replaces a Security Official")
 
 
+def may_reenable_account(actor: Actor) -> Decision:
+    """LC-5: an account disabled for inactivity is re-enabled by the help desk only (they know
+    whom they are talking to; a person cannot re-enable themselves, they cannot sign in)."""
+    if actor.is_help_desk:
+        return allow("LC-5", "the help desk re-enables accounts")
+    return deny("LC-5", "only the help desk re-enables an account")
+
+
 def may_onboard_in_bulk(actor: Actor) -> Decision:
     """Bulk onboarding (a CSV of organizations and their Security Officials): the help desk's,
     because each line ends in a decision only the help desk makes (ORG-3). Every line is then
