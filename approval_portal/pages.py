@@ -341,6 +341,27 @@ def _csv_download(text: str, filename: str) -> Response:
     return response
 
 
+@blueprint.route("/help-desk/accounts", methods=["GET", "POST"])
+@login_required
+def help_desk_accounts():
+    """INACT-1: accounts disabled for inactivity, and re-enabling one."""
+    _require_help_desk()
+    back = url_for("pages.help_desk_accounts")
+    if request.method == "POST":
+        holder = request.form.get("username", "")
+        try:
+            _service().reenable_account(g.username, holder)
+        except ServiceError as exc:
+            return _refused(exc, back)
+        flash(f"The account of {holder} is enabled again.")
+        return redirect(back)
+    try:
+        disabled = _service().disabled_for_inactivity(g.username)
+    except ServiceError as exc:
+        return _refused(exc, url_for("pages.help_desk"))
+    return _render("help_desk_accounts.html", disabled=disabled)
+
+
 @blueprint.post("/help-desk/replace-security-official")
 @login_required
 def replace_security_official():

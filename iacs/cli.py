@@ -218,6 +218,42 @@ def maintenance(dry_run: bool) -> None:
         sys.exit(1)
 
 
+@main.group()
+def accounts() -> None:
+    """Accounts unused for the configured period (issue 10, item 4): disable, re-enable."""
+
+
+@accounts.command("disable-inactive")
+@click.option("--dry-run", is_flag=True, help="Say who would be disabled, change nothing.")
+def accounts_disable_inactive(dry_run: bool) -> None:
+    """Disable in Keycloak every account with no sign-in for IACS_PORTAL__INACTIVITY_DAYS."""
+    settings = _settings()
+    check_directory(settings, "portal")
+    try:
+        report = build_service(settings).disable_inactive(dry_run=dry_run)
+    except ServiceError as exc:
+        click.echo(f"iacs accounts disable-inactive: {exc.message}", err=True)
+        sys.exit(1)
+    click.echo(str(report))
+    if report.problems:
+        sys.exit(1)
+
+
+@accounts.command("enable")
+@click.argument("holder")
+@click.option("--as", "username", required=True, help="The help desk person re-enabling.")
+def accounts_enable(holder: str, username: str) -> None:
+    """Re-enable an account disabled for inactivity (the help desk's decision, INACT-1)."""
+    settings = _settings()
+    check_directory(settings, "portal")
+    try:
+        build_service(settings).reenable_account(username, holder)
+    except ServiceError as exc:
+        click.echo(f"iacs accounts enable: {exc.message}", err=True)
+        sys.exit(1)
+    click.echo(f"{holder}: enabled")
+
+
 @main.command("import")
 @click.argument("csv_file", type=click.File("r", encoding="utf-8-sig"))
 @click.option("--as", "username", required=True, help="The help desk person importing.")

@@ -615,6 +615,14 @@ def may_replace_security_official(actor: Actor) -> Decision:
     return deny("LC-4", "only the help desk replaces a Security Official")
 
 
+def may_reenable_account(actor: Actor) -> Decision:
+    """INACT-1: an account disabled for inactivity is re-enabled by the help desk only (they know
+    whom they are talking to; a person cannot re-enable themselves, they cannot sign in)."""
+    if actor.is_help_desk:
+        return allow("INACT-1", "the help desk re-enables accounts")
+    return deny("INACT-1", "only the help desk re-enables an account")
+
+
 def may_onboard_in_bulk(actor: Actor) -> Decision:
     """Bulk onboarding (a CSV of organizations and their Security Officials): the help desk's,
     because each line ends in a decision only the help desk makes (ORG-3). Every line is then

@@ -152,6 +152,9 @@ class PortalSettings(_Section):
     """LC-2: a pending request expires after this many days."""
     recertification_days: int = Field(default=365, ge=1, le=3650)
     """LC-3: every role must be recertified within this many days or it lapses."""
+    inactivity_days: int = Field(default=60, ge=1, le=3650)
+    """INACT-1: an account with no sign-in for this many days is disabled (Keycloak's login events
+    must be kept longer: ``eventsExpiration`` in the realm, 90 days)."""
     enrollment_file: Path | None = None
     """IND-1: CSV of Medicare enrollments (npi,name,enrolled_on); None uses the bundled sample."""
     blocked_provider_types: list[str] = Field(default_factory=lambda: ["dmepos"])

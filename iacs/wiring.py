@@ -26,6 +26,7 @@ from iacs.service import AccessService, ServiceConfig
 from iacs.service.notifications import Notifier, NotifierConfig
 from iacs.service.schedule import Scheduler
 from iacs.settings import Settings
+from sync.accounts import KeycloakAccounts
 
 log = logging.getLogger("iacs.wiring")
 
@@ -43,6 +44,7 @@ def build_service(
         request_ttl=timedelta(days=portal.request_ttl_days),
         recertification_period=timedelta(days=portal.recertification_days),
         blocked_provider_types=frozenset(portal.blocked_provider_types),
+        inactivity_period=timedelta(days=portal.inactivity_days),
     )
     directory = directory or Directory(settings.ldap, account="portal")
     service = AccessService(
@@ -51,6 +53,7 @@ def build_service(
         config,
         on_change=sync_nudge(settings.portal.sync_nudge_url, settings.sync.nudge_token),
     )
+    service.accounts = KeycloakAccounts(settings.keycloak)  # inactivity; connects on first use
     if recover:
         service.recovery = ApprovalRecovery(service).start()  # stop() ends it (tests)
     return service

@@ -13,12 +13,19 @@ from typing import Any
 
 from iacs.service.base import MaintenanceReport, ServiceConfig, utcnow
 from iacs.service.decisions import DecisionOperations
+from iacs.service.inactivity import InactivityOperations
 from iacs.service.lifecycle import LifecycleOperations
 from iacs.service.profiles import ProfileOperations
 from iacs.service.requests import RequestOperations
 
 
-class AccessService(RequestOperations, DecisionOperations, ProfileOperations, LifecycleOperations):
+class AccessService(
+    RequestOperations,
+    DecisionOperations,
+    ProfileOperations,
+    LifecycleOperations,
+    InactivityOperations,
+):
     """Requests, decisions, revocations and profiles, enforced by ``iacs.policy``."""
 
     recovery: Any = None

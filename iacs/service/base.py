@@ -51,6 +51,8 @@ class ServiceConfig:
     request_ttl: timedelta = timedelta(days=30)
     recertification_period: timedelta = timedelta(days=365)
     blocked_provider_types: frozenset[str] = frozenset({ProviderType.DMEPOS.value})
+    inactivity_period: timedelta = timedelta(days=60)
+    """An account with no sign-in for this long is disabled (issue 10, item 4)."""
 
 
 @dataclass

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import replace
+from datetime import datetime
 
 from iacs import policy
 from iacs.domain import (
@@ -18,6 +19,7 @@ from iacs.domain import (
 from iacs.service import inputs
 from iacs.service.base import ServiceBase, _directory_errors, _each_entry, _scope_fields
 from iacs.service.errors import NotFound, RuleRefused
+from iacs.service.inactivity import InactivityOperations, InactivityReport
 
 
 class LifecycleOperations(ServiceBase):
@@ -150,3 +152,12 @@ class LifecycleOperations(ServiceBase):
         if count:
             self.on_change()
         return count
+
+
+def disable_inactive(
+    service: InactivityOperations, *, now: datetime | None = None, dry_run: bool = False
+) -> InactivityReport:
+    """The scheduler's entry point for inactivity (issue 10, item 4): see
+    ``iacs.service.inactivity``. Disables, in Keycloak, every account without a sign-in for the
+    configured period and records ``account.disabled_inactive`` in the audit for each."""
+    return service.disable_inactive(now=now, dry_run=dry_run)

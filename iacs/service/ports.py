@@ -8,6 +8,7 @@ service reads and writes here tells a reader, and mypy, what the service asks of
 from __future__ import annotations
 
 from collections.abc import Iterable
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol
 
@@ -155,3 +156,35 @@ class ServiceDirectory(Protocol):
         name: str | None = ...,
         description: str | None = ...,
     ) -> None: ...
+
+
+@dataclass(frozen=True)
+class Account:
+    """A person's account at the identity provider, as the inactivity pass sees it."""
+
+    username: str
+    enabled: bool
+    created_at: datetime | None
+    """When the identity provider first knew the account (for LDAP users: their import)."""
+    last_sign_in: datetime | None
+    """The latest sign-in the identity provider still has a record of, if any."""
+
+
+class IdentityAccounts(Protocol):
+    """The identity provider's accounts: Keycloak in production (``sync.accounts``).
+
+    The service reaches Keycloak only through this port; the composition root passes the
+    implementation in (the core imports no Keycloak client and no ``sync``).
+    """
+
+    def sign_ins_recorded_since(self) -> datetime | None:
+        """The time of the oldest login record still kept (None: no record at all)."""
+        ...
+
+    def accounts(self, since: datetime) -> list[Account]:
+        """Every person's account, with their last sign-in at or after ``since`` (else None)."""
+        ...
+
+    def set_enabled(self, username: str, enabled: bool) -> None:
+        """Enable or disable the account; disabling also ends its sessions."""
+        ...

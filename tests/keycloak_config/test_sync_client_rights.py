@@ -55,7 +55,7 @@ def test_sync_client_can_do_everything_the_projection_needs(
     realm_management = master.get_client_id("realm-management")
     account = master.get_client_service_account_user(master.get_client_id("iacs-sync"))
     granted = {r["name"] for r in master.get_client_roles_of_user(account["id"], realm_management)}
-    assert granted == {"query-groups", "query-users", "view-users"}
+    assert granted == {"query-groups", "query-users", "view-users", "view-events"}
 
     # search (a federated user is imported by this very search)
     assert [u["id"] for u in sync.get_users({"username": "sam", "exact": "true"})] == [user_id]
