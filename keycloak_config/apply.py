@@ -73,8 +73,8 @@ calls against a running server):
   an escalation: ``PUT users/{id}/groups/{admins}`` answered 204 before the veto).
 
 Disabling an account for inactivity (INACT-1, issue 10, item 4) and re-enabling it is
-``PUT users/{id}``, decided by the same user ``manage`` scope, so the inactivity pass runs as this client and adds no write
-right: least privilege here is *not* a second client, which would put ``manage`` on one more
+``PUT users/{id}``, decided by the same user ``manage`` scope, so the inactivity pass runs as
+this client and adds no write right: least privilege here is *not* a second client, which would put ``manage`` on one more
 secret. Its one new right is ``view-events``, the narrowest Keycloak has for login events (no
 per-type or per-user scope): it also shows login failures, IP addresses and admin events, and
 changes nothing. The realm keeps login events 90 days (``eventsExpiration``), longer than the
