@@ -72,13 +72,14 @@ calls against a running server):
   adds later is open to the sync client until the next apply (a group carrying admin roles is
   an escalation: ``PUT users/{id}/groups/{admins}`` answered 204 before the veto).
 
-Disabling an account for inactivity (INACT-1, issue 10, item 4) and re-enabling it is
-``PUT users/{id}``, decided by the same user ``manage`` scope, so the inactivity pass runs as
-this client and adds no write right: least privilege here is *not* a second client, which would put ``manage`` on one more
-secret. Its one new right is ``view-events``, the narrowest Keycloak has for login events (no
-per-type or per-user scope): it also shows login failures, IP addresses and admin events, and
-changes nothing. The realm keeps login events 90 days (``eventsExpiration``), longer than the
-60-day period, and stores only the security-relevant types (``enabledEventTypes``).
+Disabling an account for inactivity (INACT-1, issue 10, item 4) and re-enabling it is ``PUT
+users/{id}``, decided by the same user ``manage`` scope, so the inactivity pass runs as this
+client and adds no write right: least privilege here is *not* a second client, which would put
+``manage`` on one more secret. Its one new right is ``view-events``, the narrowest Keycloak has
+for login events (no per-type or per-user scope): it also shows login failures, IP addresses and
+admin events, and changes nothing. The realm keeps login events 90 days (``eventsExpiration``),
+longer than the 60-day period, and stores only the security-relevant types
+(``enabledEventTypes``).
 
 Closing these needs the logout to leave the sync host, or a narrower Keycloak scope (issue 13,
 item 3). A logout service holding the one right on a host of its own was built and measured
