@@ -1,4 +1,5 @@
-"""docker-compose.yml cannot run here (no Docker engine); these tests keep it honest."""
+"""Fast checks of docker-compose.yml, the Dockerfiles and the lock file (test_compose_stack.py
+runs them for real)."""
 
 from __future__ import annotations
 
@@ -36,13 +37,82 @@ def test_every_mounted_file_exists(service: str, source: str, target: str) -> No
     assert (ROOT / source).exists(), f"{service} mounts {source}, which is not in the repo"
 
 
-def test_the_schema_and_realm_the_tests_use_are_the_ones_mounted() -> None:
-    from directory_schema import schema_path
-    from keycloak_config.apply import REALM_FILE
+def test_no_project_files_are_mounted_over_the_installed_package() -> None:
+    """The image's installed package carries the schema and realm; a mount would hide a gap."""
+    for service, source, target in _bind_mounts():
+        assert not target.startswith(("/app", "/opt/iacs", "/src")), (service, source, target)
 
-    sources = {(ROOT / source).resolve() for _, source, _ in _bind_mounts()}
-    assert Path(schema_path()).resolve().parent in sources
-    assert Path(REALM_FILE).resolve().parent in sources
+
+def test_compose_v1_can_read_it() -> None:
+    """Compose v1 rejects a top-level ``name:`` and needs no ``version:``."""
+    assert "name" not in COMPOSE
+    assert "version" not in COMPOSE
+
+
+def test_only_the_tls_proxy_is_published() -> None:
+    published = {name for name, service in SERVICES.items() if service.get("ports")}
+    assert published == {"proxy"}
+
+
+def test_every_long_running_service_has_a_healthcheck_and_dependents_wait_on_it() -> None:
+    for name, service in SERVICES.items():
+        if service.get("restart") == "no":
+            continue
+        assert "healthcheck" in service, f"{name} has no healthcheck"
+    for name, service in SERVICES.items():
+        for dependency, condition in service.get("depends_on", {}).items():
+            expected = (
+                "service_completed_successfully"
+                if SERVICES[dependency].get("restart") == "no"
+                else "service_healthy"
+            )
+            assert condition == {"condition": expected}, (name, dependency)
+
+
+def test_image_names_can_be_overridden() -> None:
+    from iacs.stack.docker import IMAGES
+
+    variables = {spec.variable for spec in IMAGES}
+    for name, service in SERVICES.items():
+        image = service["image"]
+        match = re.fullmatch(r"\$\{(IACS_[A-Z_]+_?IMAGE|IACS_IMAGE):-[^}]+\}", image)
+        assert match and match.group(1) in variables, f"{name}: {image}"
+
+
+def test_the_worker_is_nudged_by_the_portal() -> None:
+    portal = SERVICES["portal"]["environment"]
+    sync = SERVICES["sync"]["environment"]
+    port = sync["IACS_SYNC__LISTEN"].rsplit(":", 1)[1]
+    assert portal["IACS_PORTAL__SYNC_NUDGE_URL"] == f"http://sync:{port}/nudge"
+
+
+def test_the_image_installs_from_the_lock_file_with_hashes() -> None:
+    dockerfile = (ROOT / "Dockerfile").read_text()
+    assert "--require-hashes" in dockerfile and "requirements.lock" in dockerfile
+    assert "--no-deps" in dockerfile
+    for package in ("iacs", "approval_portal", "sync", "keycloak_config", "directory_schema"):
+        assert f"COPY {package} " in dockerfile, package
+
+
+@pytest.mark.parametrize("lock", ["requirements.lock", "requirements-dev.lock"])
+def test_lock_files_pin_every_package_with_a_hash(lock: str) -> None:
+    text = (ROOT / lock).read_text()
+    entries = re.split(r"\n(?=[a-z0-9])", text.split("\n\n", 1)[1].strip())
+    for entry in entries:
+        if entry.startswith("#"):
+            continue
+        assert re.match(r"^[a-z0-9._-]+==[^ ]+ \\$", entry.splitlines()[0]), entry
+        assert "--hash=sha256:" in entry, entry
+
+
+def test_the_dev_lock_agrees_with_the_runtime_lock() -> None:
+    def pins(lock: str) -> dict[str, str]:
+        found = re.findall(r"^([a-z0-9._-]+)==(\S+)", (ROOT / lock).read_text(), re.M)
+        return dict(found)
+
+    runtime, dev = pins("requirements.lock"), pins("requirements-dev.lock")
+    differ = {name: (v, dev.get(name)) for name, v in runtime.items() if dev.get(name) != v}
+    assert not differ, f"refresh both lock files together (docs/deployment.md): {differ}"
 
 
 def test_every_iacs_setting_passed_is_one_the_settings_module_knows() -> None:
@@ -58,11 +128,14 @@ def test_every_iacs_setting_passed_is_one_the_settings_module_knows() -> None:
 
 def test_keycloak_runs_in_production_mode_on_postgres() -> None:
     keycloak = SERVICES["keycloak"]
-    assert keycloak["command"][0] == "start"  # not start-dev
-    assert keycloak["environment"]["KC_DB"] == "postgres"
+    assert keycloak["command"] == ["start", "--optimized"]  # not start-dev
+    assert keycloak["environment"]["KC_DB_URL"].startswith("jdbc:postgresql://")
     from iacs.stack.keycloak import KEYCLOAK_VERSION
 
-    assert keycloak["image"].endswith(f":{KEYCLOAK_VERSION}"), "same Keycloak as the tests"
+    assert keycloak["image"].endswith(f":{KEYCLOAK_VERSION}}}"), "same Keycloak as the tests"
+    dockerfile = (ROOT / "deploy" / "keycloak" / "Dockerfile").read_text()
+    assert f"ARG KEYCLOAK_VERSION={KEYCLOAK_VERSION}" in dockerfile
+    assert "--db=postgres" in dockerfile
 
 
 def test_keycloak_caches_every_managed_group_as_the_tests_do() -> None:

@@ -1,0 +1,343 @@
+"""docker-compose.yml for real: the deployed topology on a Docker engine the project starts.
+
+The module starts a private ``dockerd`` (``iacs.stack.docker``), builds every image from the
+project's Dockerfiles on a Debian base image it makes itself, and runs ``docker-compose up`` on
+the very file a deployer uses. Everything then goes through the TLS proxy, the only published
+port, as a browser and an API client would: a person signs in through Keycloak's login form,
+registers an organization, the help desk approves it, the Security Official role shows up in the
+token's ``affiliations`` claim; ``docker-compose down`` and ``up`` keep it (named volumes); the
+help desk revokes it and the refresh token is refused.
+
+Slow (minutes; images cold take longer): marked ``compose``, deselect with ``-m "not compose"``.
+Where no Docker engine can run (no dockerd, not root) the module is skipped and says why.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+import requests
+
+from iacs.stack.docker import (
+    ComposeProject,
+    DockerEngine,
+    build_images,
+    engine_unavailable_reason,
+    start_engine,
+)
+from iacs.stack.process import free_port
+from tests.fixtures.keycloak import browser_code_flow
+
+pytestmark = pytest.mark.compose
+
+ROOT = Path(__file__).resolve().parents[2]
+PASSWORD = "Compose-Test-Password-1"
+CLIENT_ID = "iacs-portal"
+TIMINGS: dict[str, float] = {}
+
+SEED = r"""
+import os, sys
+from iacs.directory import Directory
+from iacs.domain import Membership, Person, Role, ScopeKind
+from iacs.settings import load_settings
+
+settings = load_settings()
+root_dn = f"cn=admin,{settings.ldap.base_dn}"
+with Directory(settings.ldap, bind_dn=root_dn,
+               password=settings.ldap.root_password.get_secret_value()) as directory:
+    for username in sys.argv[2:]:
+        directory.add_person(
+            Person(username=username, display_name=f"{username.title()} Compose",
+                   email=f"{username}@example.test"),
+            sys.argv[1],
+        )
+    directory.add_member(Membership(Role.HELP_DESK, ScopeKind.SYSTEM), "helpdesk")
+print("seeded")
+"""
+
+
+@dataclass
+class Chain:
+    """What the tests of this module pass on to each other (they run in order)."""
+
+    organization_id: str = ""
+    tokens: dict[str, dict] = field(default_factory=dict)
+
+
+@pytest.fixture(scope="module")
+def engine() -> Iterator[DockerEngine]:
+    reason = engine_unavailable_reason()
+    if reason:
+        pytest.skip(f"compose suite needs a Docker engine: {reason}")
+    started = time.monotonic()
+    engine = start_engine()
+    TIMINGS["engine start"] = time.monotonic() - started
+    try:
+        yield engine
+    finally:
+        engine.stop()
+
+
+@pytest.fixture(scope="module")
+def deployment(
+    engine: DockerEngine, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[ComposeProject]:
+    state = tmp_path_factory.mktemp("compose-state")
+    started = time.monotonic()
+    for name, seconds in build_images(engine, ROOT, log=state / "build.log").items():
+        TIMINGS[f"build {name}"] = seconds
+    TIMINGS["build all"] = time.monotonic() - started
+    project = ComposeProject(engine, ROOT, state, port=free_port(), name="iacs-test")
+    project.down(volumes=True)  # nothing left from an interrupted run
+    started = time.monotonic()
+    try:
+        project.up()
+        TIMINGS["up (cold volumes)"] = time.monotonic() - started
+        yield project
+    finally:
+        logs = project.compose("logs", "--no-color", check=False)
+        (state / "compose.log").write_text(logs.stdout + logs.stderr)
+        project.down(volumes=True)
+        print("\ncompose timings (s): " + json.dumps({k: round(v, 1) for k, v in TIMINGS.items()}))
+
+
+@pytest.fixture(scope="module")
+def chain() -> Chain:
+    return Chain()
+
+
+# --------------------------------------------------------------------------------------------
+# Talking to the deployment through the proxy only
+
+
+def _session(project: ComposeProject) -> requests.Session:
+    session = requests.Session()
+    session.verify = str(project.ca_file)
+    return session
+
+
+def _issuer(project: ComposeProject) -> str:
+    return f"{project.keycloak_public_url}/realms/iacs"
+
+
+def _sign_in(project: ComposeProject, username: str) -> dict:
+    """The authorization code flow with PKCE through the login form; Keycloak's token JSON."""
+    http = _session(project)
+    redirect_uri = f"{project.public_url}/auth/callback"
+    result = browser_code_flow(
+        _issuer(project),
+        CLIENT_ID,
+        redirect_uri,
+        username,
+        PASSWORD,
+        scope="openid profile email",
+        session=http,
+    )
+    assert result.params.get("state") == result.state, result.location
+    answer = http.post(
+        f"{_issuer(project)}/protocol/openid-connect/token",
+        data={
+            "grant_type": "authorization_code",
+            "code": result.params["code"],
+            "redirect_uri": redirect_uri,
+            "code_verifier": result.code_verifier,
+        },
+        auth=(CLIENT_ID, project.values["IACS_PORTAL_CLIENT_SECRET"]),
+        timeout=30,
+    )
+    assert answer.status_code == 200, answer.text
+    return answer.json()
+
+
+def _refresh(project: ComposeProject, refresh_token: str) -> requests.Response:
+    return _session(project).post(
+        f"{_issuer(project)}/protocol/openid-connect/token",
+        data={"grant_type": "refresh_token", "refresh_token": refresh_token},
+        auth=(CLIENT_ID, project.values["IACS_PORTAL_CLIENT_SECRET"]),
+        timeout=30,
+    )
+
+
+def _claims(access_token: str) -> dict:
+    payload = access_token.split(".")[1]
+    return json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
+
+
+def _api(project: ComposeProject, token: str, method: str, path: str, body: object = None):
+    return _session(project).request(
+        method,
+        f"{project.public_url}/api/v1{path}",
+        json=body,
+        headers={"Authorization": f"Bearer {token}"},
+        timeout=30,
+    )
+
+
+def _security_official_of(claims: dict, organization_id: str) -> bool:
+    return any(
+        affiliation.get("role") == "security_official"
+        and organization_id in json.dumps(affiliation)
+        for affiliation in claims.get("affiliations", [])
+    )
+
+
+def _wait_for_claim(project: ComposeProject, username: str, organization_id: str) -> dict:
+    """Refresh until the worker has projected the role into Keycloak; the token JSON."""
+    tokens = _sign_in(project, username)
+    deadline = time.monotonic() + 120
+    while not _security_official_of(_claims(tokens["access_token"]), organization_id):
+        assert time.monotonic() < deadline, (
+            f"no claim after 120 s: {_claims(tokens['access_token'])}"
+        )
+        time.sleep(1)
+        refreshed = _refresh(project, tokens["refresh_token"])
+        assert refreshed.status_code == 200, refreshed.text
+        tokens = refreshed.json()
+    return tokens
+
+
+# --------------------------------------------------------------------------------------------
+# The chain, in order
+
+
+def test_only_the_proxy_is_published_and_it_speaks_tls_only(deployment: ComposeProject) -> None:
+    published = deployment.engine.docker(
+        "ps",
+        "--filter",
+        f"label=com.docker.compose.project={deployment.name}",
+        "--format",
+        "{{.Names}} {{.Ports}}",
+    ).stdout
+    with_ports = [line for line in published.splitlines() if "->" in line]
+    assert len(with_ports) == 1 and "proxy" in with_ports[0], published
+    assert f"127.0.0.1:{deployment.port}->8443/tcp" in with_ports[0]
+    with pytest.raises(requests.ConnectionError):
+        requests.get(f"http://127.0.0.1:{deployment.port}/healthz", timeout=5)
+
+
+def test_images_run_as_non_root_users(deployment: ComposeProject) -> None:
+    for service in ("directory", "portal", "sync", "keycloak", "postgres", "redis", "proxy"):
+        uid = deployment.compose("exec", "-T", service, "id", "-u").stdout.strip()
+        assert uid != "0", f"{service} runs as root"
+
+
+def test_the_installed_package_needs_no_checkout(deployment: ComposeProject) -> None:
+    script = (
+        "import keycloak_config.apply as a, sync.catalogue as c, directory_schema as d; "
+        "print(a.REALM_FILE.exists() and c.DEFAULT_CATALOGUE.exists() "
+        "and d.schema_path().exists(), a.__file__)"
+    )
+    answer = deployment.compose("exec", "-T", "portal", "python3", "-c", script).stdout
+    assert answer.startswith("True /opt/iacs/lib/"), answer
+
+
+def test_register_approve_claim(deployment: ComposeProject, chain: Chain) -> None:
+    seeded = deployment.compose(
+        "exec",
+        "-T",
+        "directory",
+        "python3",
+        "-c",
+        SEED,
+        PASSWORD,
+        "helpdesk",
+        "olivia",
+    )
+    assert "seeded" in seeded.stdout, seeded.stdout + seeded.stderr
+    olivia = _sign_in(deployment, "olivia")["access_token"]
+    filed = _api(
+        deployment,
+        olivia,
+        "POST",
+        "/requests",
+        {
+            "kind": "register_organization",
+            "name": "Compose General",
+            "identifier": "987654321",
+            "provider_type": "hospital",
+        },
+    )
+    assert filed.status_code == 201, filed.text
+    helpdesk = _sign_in(deployment, "helpdesk")["access_token"]
+    decided = _api(
+        deployment,
+        helpdesk,
+        "POST",
+        f"/requests/{filed.json()['id']}/decision",
+        {"decision": "approve"},
+    )
+    assert decided.status_code == 200, decided.text
+    chain.organization_id = filed.json()["organization_id"]
+    chain.tokens["olivia"] = _wait_for_claim(deployment, "olivia", chain.organization_id)
+
+
+def test_down_and_up_keep_every_approved_role(deployment: ComposeProject, chain: Chain) -> None:
+    assert chain.organization_id, "needs test_register_approve_claim"
+    deployment.down()
+    started = time.monotonic()
+    deployment.up()
+    TIMINGS["up (warm volumes)"] = time.monotonic() - started
+    tokens = _sign_in(deployment, "olivia")
+    assert _security_official_of(_claims(tokens["access_token"]), chain.organization_id)
+    me = _api(deployment, tokens["access_token"], "GET", "/me")
+    assert me.status_code == 200, me.text
+    roles = {(m["role"], m["scope_id"]) for m in me.json()["memberships"]}
+    assert ("security_official", chain.organization_id) in roles
+    chain.tokens["olivia"] = tokens
+
+
+def test_revoke_and_the_refresh_is_refused(deployment: ComposeProject, chain: Chain) -> None:
+    assert chain.tokens.get("olivia"), "needs the tests above"
+    helpdesk = _sign_in(deployment, "helpdesk")["access_token"]
+    revoked = _api(
+        deployment,
+        helpdesk,
+        "POST",
+        "/revocations",
+        {
+            "username": "olivia",
+            "role": "security_official",
+            "scope_kind": "organization",
+            "scope_id": chain.organization_id,
+            "reason": "compose test",
+        },
+    )
+    assert revoked.status_code == 204, revoked.text
+    deadline = time.monotonic() + 120
+    while True:
+        answer = _refresh(deployment, chain.tokens["olivia"]["refresh_token"])
+        if answer.status_code == 400:
+            assert answer.json().get("error") == "invalid_grant", answer.text
+            break
+        assert time.monotonic() < deadline, f"refresh still accepted after 120 s: {answer.text}"
+        time.sleep(1)
+
+
+def test_sec_keycloak_trusts_forwarded_headers_only_from_the_proxy(
+    deployment: ComposeProject,
+) -> None:
+    """A container beside Keycloak (not the proxy) cannot make it publish another host.
+
+    Backchannel URLs are derived from the request (hostname-backchannel-dynamic), so a trusted
+    X-Forwarded-Host would move the token endpoint; from anyone but the proxy it must not.
+    """
+    script = (
+        "import requests; r = requests.get('https://keycloak:8443/auth/realms/iacs/"
+        ".well-known/openid-configuration', headers={'X-Forwarded-Host': 'evil.example', "
+        "'X-Forwarded-Proto': 'http', 'X-Forwarded-Port': '80'}, timeout=10); "
+        "print(r.json()['token_endpoint'])"
+    )
+    endpoint = deployment.compose("exec", "-T", "portal", "python3", "-c", script).stdout.strip()
+    assert endpoint.startswith("https://keycloak:8443/auth/"), endpoint
+    through_proxy = _session(deployment).get(
+        f"{_issuer(deployment)}/.well-known/openid-configuration",
+        headers={"X-Forwarded-Host": "evil.example"},
+        timeout=10,
+    )
+    assert "evil.example" not in through_proxy.text
