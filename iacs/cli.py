@@ -118,11 +118,19 @@ def directory() -> None:
 @directory.command("serve")
 @click.option("--data-dir", type=click.Path(path_type=Path), required=True)
 @click.option("--port", type=int, default=389, show_default=True)
-def directory_serve(data_dir: Path, port: int) -> None:
+@click.option("--host", default="0.0.0.0", show_default=True, help="Address to listen on.")  # noqa: S104
+def directory_serve(data_dir: Path, port: int, host: str) -> None:
     """Run slapd in the foreground with the project's generated config (container entrypoint)."""
+    from iacs.stack.process import ServerStartError
     from iacs.stack.slapd import serve_foreground
 
-    serve_foreground(data_dir.resolve(), port=port, settings=_settings())
+    settings = _settings()
+    try:
+        code = serve_foreground(data_dir.resolve(), port=port, settings=settings, host=host)
+    except ServerStartError as exc:
+        click.echo(str(exc), err=True)
+        sys.exit(1)
+    sys.exit(code)
 
 
 @main.group()

@@ -25,7 +25,9 @@ import hashlib
 import os
 import secrets
 import shutil
+import signal
 import subprocess
+import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
@@ -33,7 +35,7 @@ from types import TracebackType
 import ldap3
 
 from directory_schema import SERVICE_ACCOUNTS, render_bootstrap, schema_path
-from iacs.settings import LdapSettings
+from iacs.settings import LdapSettings, Settings
 from iacs.stack.process import (
     ManagedProcess,
     MissingPrerequisite,
@@ -48,6 +50,7 @@ __all__ = [
     "SlapdInstance",
     "default_service_passwords",
     "generate_config",
+    "serve_foreground",
     "service_dn",
     "ssha",
     "start_slapd",
@@ -446,13 +449,16 @@ def start_slapd(
     log_level: str = "stats",
     durable: bool = True,
     extra_config: str = "",
+    root_password: str | None = None,
+    host: str = "127.0.0.1",
 ) -> SlapdInstance:
-    """Start slapd for ``base_dn`` on 127.0.0.1 (a free port unless ``port`` is given).
+    """Start slapd for ``base_dn`` on ``host`` (a free port unless ``port`` is given).
 
     Generates ``run_dir/slapd.conf``, checks it with ``slaptest``, loads the bootstrap tree with
     ``slapadd`` when the data directory is new, starts slapd and waits until a root bind and a
     base search are answered. The service accounts' passwords are set to ``service_passwords``
     (default: the dev secrets of ``LdapSettings``) on every start, so ``settings_env()`` holds.
+    The root DN's password is ``root_password`` or, by default, a fresh random one per start.
 
     Raises ``MissingPrerequisite`` when slapd is not installed and ``ServerStartError`` (with
     slaptest's output or the log tail) when it does not come up; then no slapd is left behind.
@@ -472,7 +478,7 @@ def start_slapd(
     needs_bootstrap = not (run_dir / "data" / "main" / "data.mdb").exists()
 
     root_dn = f"cn=admin,{base_dn}"
-    root_password = secrets.token_urlsafe(24)
+    root_password = root_password or secrets.token_urlsafe(24)
     config_path = run_dir / "slapd.conf"
     config_path.write_text(
         generate_config(
@@ -507,11 +513,12 @@ def start_slapd(
     attempts = 1 if port is not None else 3
     for attempt in range(1, attempts + 1):
         chosen = port if port is not None else free_port()
-        url = f"ldap://127.0.0.1:{chosen}"
+        # The clients of this process reach a wildcard listener through the loopback address.
+        url = f"ldap://{'127.0.0.1' if host in ('0.0.0.0', '') else host}:{chosen}"  # noqa: S104
         log_path = run_dir / "slapd.log"
         process = ManagedProcess(
             name="slapd",
-            argv=[slapd, "-d", log_level, "-h", f"{url}/", "-f", str(config_path)],
+            argv=[slapd, "-d", log_level, "-h", f"ldap://{host}:{chosen}/", "-f", str(config_path)],
             log_path=log_path,
             cwd=run_dir,
         )
@@ -544,3 +551,62 @@ def start_slapd(
             process=process,
         )
     raise AssertionError("unreachable")  # pragma: no cover
+
+
+def serve_foreground(
+    data_dir: Path,
+    *,
+    port: int,
+    settings: Settings,
+    host: str = "0.0.0.0",  # noqa: S104 - the directory container's listener
+    log_level: str = "stats",
+) -> int:
+    """Run the production directory in the foreground until SIGTERM or SIGINT; the exit code.
+
+    What ``iacs directory serve`` (the container's entrypoint) runs: the same generated and
+    checked configuration as every other start, with the root password and the service
+    accounts' passwords taken from ``settings`` (no defaults here: a missing root password is
+    an error), an empty ``data_dir`` bootstrapped, and the data kept across restarts. On a
+    signal slapd is stopped (it flushes and closes its databases) and 0 is returned; if slapd
+    dies on its own its exit code is returned so the container restarts.
+    """
+    ldap = settings.ldap
+    if ldap.root_password is None or not ldap.root_password.get_secret_value():
+        raise ServerStartError("IACS_LDAP__ROOT_PASSWORD must be set to serve the directory")
+    passwords: dict[str, str] = {}
+    for name in SERVICE_ACCOUNTS:
+        configured = getattr(ldap, f"{name}_bind_dn")
+        if configured.lower() != service_dn(name, ldap.base_dn).lower():
+            raise ServerStartError(
+                f"IACS_LDAP__{name.upper()}_BIND_DN is {configured!r}, but the directory for "
+                f"{ldap.base_dn!r} serves {service_dn(name, ldap.base_dn)!r}"
+            )
+        passwords[name] = getattr(ldap, f"{name}_bind_password").get_secret_value()
+
+    stop = threading.Event()
+    previous = {
+        signum: signal.signal(signum, lambda *_: stop.set())
+        for signum in (signal.SIGTERM, signal.SIGINT)
+    }
+    try:
+        instance = start_slapd(
+            data_dir,
+            base_dn=ldap.base_dn,
+            port=port,
+            service_passwords=passwords,
+            root_password=ldap.root_password.get_secret_value(),
+            host=host,
+            log_level=log_level,
+            durable=True,
+        )
+        with instance:
+            print(f"directory {ldap.base_dn} serving on {host}:{port}; log: {instance.log_path}")
+            while not stop.is_set() and instance.running:
+                stop.wait(0.5)
+            if stop.is_set():
+                return 0
+            process = instance.process.process
+            return process.returncode if process is not None and process.returncode else 1
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
