@@ -17,6 +17,7 @@ from flask import Blueprint, Response, abort, current_app, g, jsonify, request
 from approval_portal import shapes
 from approval_portal.auth import InvalidToken, load_session_user
 from approval_portal.errors import error_response
+from approval_portal.limits import refused_too_often
 from approval_portal.security import csrf
 from iacs.service import AccessService, InvalidInput
 from iacs.service.views import ViewService
@@ -52,10 +53,12 @@ def authenticate() -> Response | None:
             return error_response(401, "invalid_token", str(exc))
         g.username = claims["preferred_username"]
         g.authenticated_by = "bearer"
-        return None
+        return refused_too_often(g.username)
     load_session_user()
     if not g.username:
         return error_response(401, "unauthenticated", "sign in or send a bearer token")
+    if (limited := refused_too_often(g.username)) is not None:
+        return limited
     if request.method not in _SAFE_METHODS:
         csrf.protect()
     return None
@@ -169,8 +172,16 @@ def update_organization(org_id: str):
 
 @blueprint.get("/organizations/<org_id>/audit")
 def organization_audit(org_id: str):
-    records = _views().audit(g.username, org_id)
-    return jsonify({"records": [shapes.audit_json(r) for r in records]})
+    """AUD-2, paged and filtered; the organization's history by default (``outcome=ok``)."""
+    return jsonify(shapes.audit_page_json(_views().audit(g.username, org_id, **_args())))
+
+
+def _args() -> dict[str, str]:
+    """Query parameters, each given once (a repeated one is refused, not silently dropped)."""
+    repeated = [name for name, values in request.args.lists() if len(values) > 1]
+    if repeated:
+        raise InvalidInput(repeated[0], "is given more than once")
+    return request.args.to_dict()
 
 
 @blueprint.put("/organizations/<org_id>/security-official")
@@ -216,8 +227,8 @@ def end_association(sug_id: str, org_id: str):
 
 @blueprint.get("/audit")
 def audit():
-    records = _views().audit(g.username, None)
-    return jsonify({"records": [shapes.audit_json(r) for r in records]})
+    """The whole record for the help desk, paged and filtered (every outcome by default)."""
+    return jsonify(shapes.audit_page_json(_views().audit(g.username, None, **_args())))
 
 
 @blueprint.get("/search")

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import functools
 import re
+import threading
 import time
 from collections.abc import Callable
 from typing import Any
@@ -35,11 +36,17 @@ from joserfc import jwt
 from joserfc.errors import InvalidKeyIdError, JoseError
 from joserfc.jwk import KeySet
 
+from approval_portal.limits import refused_too_often
+from approval_portal.sessions import SIGNED_IN_AT, PortalSessionInterface
 from iacs.settings import Settings
 
 blueprint = Blueprint("auth", __name__, url_prefix="/auth")
 
-SIGNING_ALGORITHMS = ["RS256", "RS384", "RS512", "PS256", "ES256", "ES384"]
+SIGNING_ALGORITHMS = ["RS256", "PS256", "ES256"]
+"""The asymmetric algorithms the realm signs with; never the OP's list (no ``none``, no HS*)."""
+JWKS_REFETCH_SECONDS = 30.0
+"""At most one forced JWKS fetch per this many seconds per process, however many unknown
+``kid`` values arrive: a rotated key is picked up within this time, a flood costs nothing."""
 _CONTROL = re.compile(r"[\x00-\x1f\x7f\\]")
 
 
@@ -53,14 +60,44 @@ def init_app(
     if oauth_client is None:
         oauth_client = build_oauth_client(app, settings)
     app.extensions["iacs.oauth"] = oauth_client
+    keys = RealmKeys(lambda force: oauth_client.fetch_jwk_set(force=force))
+    app.extensions["iacs.realm_keys"] = keys
     if token_verifier is None:
         token_verifier = TokenVerifier(
             issuer=settings.keycloak.issuer,
             audience=settings.keycloak.portal_client_id,
-            jwks=lambda force: oauth_client.fetch_jwk_set(force=force),
+            jwks=keys,
         )
     app.extensions["iacs.tokens"] = token_verifier
     app.register_blueprint(blueprint)
+
+
+class RealmKeys:
+    """The realm's JWKS, refetched on an unknown ``kid`` at most once per ``min_interval``."""
+
+    def __init__(
+        self,
+        fetch: Callable[[bool], dict],
+        min_interval: float = JWKS_REFETCH_SECONDS,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.fetch = fetch
+        self.min_interval = min_interval
+        self.clock = clock
+        self._last_forced: float | None = None
+        self._lock = threading.Lock()
+
+    def __call__(self, force: bool = False) -> dict:
+        if force:
+            with self._lock:
+                now = self.clock()
+                last = self._last_forced
+                recent = last is not None and now - last < self.min_interval
+                if not recent:
+                    self._last_forced = now
+            if recent:
+                force = False  # the cached set again: the unknown kid stays unknown
+        return self.fetch(force)
 
 
 def build_oauth_client(app: Flask, settings: Settings) -> Any:
@@ -81,6 +118,12 @@ def build_oauth_client(app: Flask, settings: Settings) -> Any:
             "timeout": 10,
         },
     )
+
+
+def pin_signing_algorithms(client: Any) -> None:
+    """Make authlib verify the ID token with our algorithms, not the ones the OP advertises."""
+    metadata = client.load_server_metadata()
+    metadata["id_token_signing_alg_values_supported"] = list(SIGNING_ALGORITHMS)
 
 
 class TokenVerifier:
@@ -149,6 +192,8 @@ def login_required(view: Callable) -> Callable:
             if request.method != "GET":
                 target = "/"
             return redirect(url_for("auth.login", next=target))
+        if (limited := refused_too_often(g.username)) is not None:
+            return limited
         return view(*args, **kwargs)
 
     return wrapped
@@ -189,6 +234,7 @@ def callback():
     client = current_app.extensions["iacs.oauth"]
     settings: Settings = current_app.config["IACS_SETTINGS"]
     try:
+        pin_signing_algorithms(client)
         token = client.authorize_access_token(
             claims_options={
                 "iss": {"essential": True, "value": settings.keycloak.issuer},
@@ -206,16 +252,32 @@ def callback():
     if not userinfo or not isinstance(username, str) or not username:
         abort(400, description="sign-in failed: the identity provider sent no verified ID token")
     target = safe_next(session.get("after_login")) or "/"
-    session.clear()  # no session fixation: a fresh session for the signed-in person
+    start_session(username, userinfo)
+    return redirect(target)
+
+
+def start_session(username: str, id_token: dict[str, Any]) -> None:
+    """A fresh server-side session for the signed-in person (a new id: no session fixation),
+    indexed by the Keycloak session it came from so that a back-channel logout ends it."""
+    interface: PortalSessionInterface = current_app.session_interface  # type: ignore[assignment]
+    interface.regenerate(session)
+    session.clear()
     session.permanent = True
     session["username"] = username
-    session["signed_in_at"] = int(time.time())
-    return redirect(target)
+    session[SIGNED_IN_AT] = int(time.time())
+    oidc_sid, oidc_sub = id_token.get("sid"), id_token.get("sub")
+    interface.index(
+        session.sid,  # type: ignore[attr-defined]
+        oidc_sid if isinstance(oidc_sid, str) else None,
+        oidc_sub if isinstance(oidc_sub, str) else None,
+    )
 
 
 @blueprint.post("/logout")
 def logout():
-    """End the portal session, then Keycloak's (RP-initiated logout, back to the portal)."""
+    """End the portal session on the server, then Keycloak's (RP-initiated, back to the portal)."""
+    interface: PortalSessionInterface = current_app.session_interface  # type: ignore[assignment]
+    interface.end(session.sid)  # type: ignore[attr-defined]
     session.clear()
     settings: Settings = current_app.config["IACS_SETTINGS"]
     client = current_app.extensions["iacs.oauth"]

@@ -203,8 +203,13 @@ def organization_profile(org_id: str):
 @blueprint.get("/organizations/<org_id>/audit")
 @login_required
 def organization_audit(org_id: str):
-    records = _views().audit(g.username, org_id)
-    return _render("audit.html", records=records, org_id=org_id)
+    page = _views().audit(g.username, org_id, **_audit_args())
+    return _render("audit.html", page=page, org_id=org_id)
+
+
+def _audit_args() -> dict[str, str]:
+    """The filter form's fields (empty ones dropped; the service validates the rest)."""
+    return {name: value for name, value in request.args.items() if value}
 
 
 @blueprint.get("/organizations/<org_id>/groups/<group_id>")
@@ -278,7 +283,8 @@ def help_desk():
 @blueprint.get("/help-desk/audit")
 @login_required
 def help_desk_audit():
-    return _render("audit.html", records=_views().audit(g.username, None), org_id=None)
+    page = _views().audit(g.username, None, **_audit_args())
+    return _render("audit.html", page=page, org_id=None)
 
 
 @blueprint.post("/help-desk/replace-security-official")

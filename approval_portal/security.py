@@ -1,6 +1,7 @@
 """Browser-facing protections: the session cookie, CSRF on every form, and security headers.
 
-The session cookie is Secure, HttpOnly and SameSite=Lax (``session_cookie_secure`` turns Secure
+The session cookie (a random id; the session itself is in Redis, see ``approval_portal.sessions``)
+is Secure, HttpOnly and SameSite=Lax (``session_cookie_secure`` turns Secure
 off only for a local http stack). Every state-changing request carries a CSRF token; the JSON API
 exempts calls authenticated by a bearer token (no ambient credential to ride on) and enforces it
 for calls riding on the session cookie (see ``approval_portal.api``).
@@ -8,7 +9,6 @@ for calls riding on the session cookie (see ``approval_portal.api``).
 
 from __future__ import annotations
 
-from datetime import timedelta
 from urllib.parse import urlsplit
 
 from flask import Flask, Response, request
@@ -25,8 +25,8 @@ def init_app(app: Flask, settings: Settings) -> None:
         SESSION_COOKIE_SECURE=settings.portal.session_cookie_secure,
         SESSION_COOKIE_HTTPONLY=True,
         SESSION_COOKIE_SAMESITE="Lax",
-        PERMANENT_SESSION_LIFETIME=timedelta(hours=8),
-        WTF_CSRF_TIME_LIMIT=8 * 3600,
+        # The token lives in the server-side session; it cannot outlive it (sessions.py).
+        WTF_CSRF_TIME_LIMIT=settings.portal.session_lifetime_seconds,
         WTF_CSRF_SSL_STRICT=True,
     )
     csrf.init_app(app)

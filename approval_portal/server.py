@@ -12,7 +12,9 @@ from typing import Any
 
 from gunicorn.app.base import BaseApplication
 
-from iacs.settings import Settings
+from approval_portal import check_settings
+from approval_portal.sessions import StoreNotConfigured
+from iacs.settings import MissingSecret, Settings, SettingsError
 
 
 class PortalServer(BaseApplication):
@@ -34,7 +36,11 @@ class PortalServer(BaseApplication):
 
 
 def serve(settings: Settings, *, host: str, port: int, workers: int, threads: int) -> None:
-    """Run until SIGTERM or SIGINT."""
+    """Run until SIGTERM or SIGINT; refuse to start (naming the setting) before any fork."""
+    try:
+        check_settings(settings)
+    except (MissingSecret, StoreNotConfigured) as exc:
+        raise SettingsError(f"the portal cannot start: {exc}") from None
     PortalServer(
         settings,
         {

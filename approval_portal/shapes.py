@@ -24,7 +24,7 @@ from iacs.domain import (
     UserGroup,
 )
 from iacs.service import AccessService, InvalidInput, inputs
-from iacs.service.views import GroupView, OrganizationView, RoleHolder
+from iacs.service.views import AuditPage, GroupView, OrganizationView, RoleHolder
 
 
 def _text_fields(fields: Mapping[str, Any], allowed: set[str]) -> dict[str, str]:
@@ -244,6 +244,25 @@ def audit_json(record: AuditRecord) -> dict[str, Any]:
     body = asdict(record)
     body["at"] = _iso(record.at)
     return body
+
+
+def audit_page_json(page: AuditPage) -> dict[str, Any]:
+    query = page.query
+    return {
+        "records": [audit_json(r) for r in page.records],
+        "total": page.total,
+        "refused_total": page.refused,
+        "page": query.page,
+        "per_page": query.per_page,
+        "pages": page.pages,
+        "filters": {
+            "actor": query.actor,
+            "action": query.action,
+            "outcome": query.outcome,
+            "since": _iso(query.since) if query.since else None,
+            "until": _iso(query.until) if query.until else None,
+        },
+    }
 
 
 def person_json(person: Person) -> dict[str, Any]:

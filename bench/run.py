@@ -102,6 +102,7 @@ class Bench:
         self.community: Community | None = None
         self.slapd: Any = None
         self.keycloak: Any = None
+        self.redis: Any = None
         self.admin: Any = None
         self.env: dict[str, str] = {}
         self.realm_ready: str | None = "the realm was not applied"
@@ -188,8 +189,11 @@ class Bench:
     def settings_env(self, **extra: str) -> dict[str, str]:
         """The ``IACS_*`` environment of the portal and the sync worker of this run."""
         env = dict(self.slapd.settings_env())
+        if self.redis is not None:
+            env["IACS_PORTAL__SESSION_STORE_URL"] = self.redis.url
         env.update(
             {
+                "IACS_ENVIRONMENT": "development",
                 "IACS_KEYCLOAK__URL": self.keycloak.url,
                 "IACS_KEYCLOAK__REALM": BENCH_REALM,
                 "IACS_KEYCLOAK__ADMIN_USERNAME": "admin",
@@ -255,7 +259,7 @@ class Bench:
         for process in reversed(self.processes):
             with contextlib.suppress(Exception):
                 process.stop()
-        for server in (self.keycloak, self.slapd):
+        for server in (self.keycloak, self.redis, self.slapd):
             if server is not None:
                 with contextlib.suppress(Exception):
                     server.stop()
@@ -437,6 +441,11 @@ class Bench:
         env = self.settings_env(IACS_SYNC__LISTEN=worker_listen, IACS_PORTAL__PUBLIC_URL=portal_url)
         if worker_reason is None:
             env["IACS_PORTAL__SYNC_NUDGE_URL"] = f"http://{worker_listen}/nudge"
+        if portal_reason is None and self.redis is None:
+            from iacs.stack.redis import start_redis
+
+            self.redis = start_redis(self.run_dir / "redis")
+            env["IACS_PORTAL__SESSION_STORE_URL"] = self.redis.url
         with self.progress.stage("start the portal and the sync worker"):
             if worker_reason is None:
                 worker = self.spawn("sync worker", ["-m", "iacs.cli", "sync", "run"], env)

@@ -6,6 +6,7 @@ instant, and a missing prerequisite is reported by the command that needs it.
 
 from __future__ import annotations
 
+import json
 import sys
 from pathlib import Path
 
@@ -23,7 +24,8 @@ def main() -> None:
 def show_settings() -> None:
     """Validate the settings from the environment and print them (secrets hidden)."""
     settings = _settings()
-    click.echo(settings.model_dump_json(indent=2))
+    # str() of a secret is "**********" (or "(unset)" outside development): never its value.
+    click.echo(json.dumps(settings.model_dump(), indent=2, default=str))
 
 
 @main.command()

@@ -102,7 +102,7 @@ class ProviderType(StrEnum):
     DMEPOS = "dmepos"
 
 
-_ID_PATTERN = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
+_ID_PATTERN = re.compile(r"[a-z0-9][a-z0-9-]{0,62}")
 
 
 def normalize_identifier(raw: str) -> str:
@@ -126,7 +126,7 @@ def slug(name: str) -> str:
 
 def is_valid_id(value: str) -> bool:
     """Ids are safe everywhere (DN, URL, Keycloak group name) by construction; reject the rest."""
-    return bool(_ID_PATTERN.match(value or ""))
+    return bool(_ID_PATTERN.fullmatch(value or ""))
 
 
 @dataclass(frozen=True, slots=True)

@@ -452,6 +452,24 @@ def may_read_audit(actor: Actor, org_id: str | None) -> Decision:
     return deny("AUD-2", "only the organization's Security Official reads its record")
 
 
+def may_view_request(actor: Actor, request: Request, facts: Facts) -> Decision:
+    """A request is seen by its requester and by those who may decide or audit it, no one else.
+
+    Holding any role in the organization is not enough: an End User does not read the other
+    requests of their organization by id. Authority to decide is judged as for a pending
+    request (a decided request stays visible to whoever could have decided it).
+    """
+    if actor.username == request.requester:
+        return allow("DEC-2", "your own request")
+    if actor.is_help_desk:
+        return allow("AUD-2", "the help desk sees every request")
+    if _decider_authority(actor, _as_pending(request), facts).allowed:
+        return allow("DEC-2", "you may decide this kind of request here")
+    if request.organization_id and may_read_audit(actor, request.organization_id).allowed:
+        return allow("AUD-2", "the organization's record is yours to read")
+    return deny("DEC-2", "only the requester and those who may decide or audit it see a request")
+
+
 def may_view_organization(actor: Actor, org_id: str) -> Decision:
     """Members of an organization see its page; others do not learn who works there."""
     if actor.is_help_desk:

@@ -10,9 +10,17 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DN = Annotated[str, Field(min_length=3, pattern=r"^[A-Za-z][\w-]*=.+")]
@@ -111,6 +119,26 @@ class PortalSettings(_Section):
     """ORG-7: provider types that may not register at this time."""
     sync_nudge_url: str | None = None
     """Optional URL of the sync worker's nudge endpoint, called after each decision."""
+    session_store_url: SecretStr | None = None
+    """``redis://:<password>@host:port/db`` (or ``rediss://``) of the Redis every portal process
+    shares for sessions and rate limits; the portal refuses to start without it."""
+    session_idle_timeout_seconds: int = Field(default=1800, ge=1, le=86400)
+    """A session unused for this long ends (ASVS V7.3.1); each request renews it."""
+    session_lifetime_seconds: int = Field(default=8 * 3600, ge=1, le=7 * 86400)
+    """A session ends this long after sign-in however busy it is (ASVS V7.3.2)."""
+    trusted_proxies: int = Field(default=0, ge=0, le=5)
+    """How many reverse proxies in front of the portal set ``X-Forwarded-*``; 0 trusts none."""
+    refused_attempts_per_minute: int = Field(default=30, ge=1, le=10000)
+    """Refused (403/404) calls one person may make per minute before the portal answers 429."""
+
+    @field_validator("session_store_url")
+    @classmethod
+    def _redis_url(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and not value.get_secret_value().startswith(
+            ("redis://", "rediss://", "unix://")
+        ):
+            raise ValueError("must start with redis://, rediss:// or unix://")
+        return value
 
     @field_validator("secret_key")
     @classmethod
@@ -144,10 +172,108 @@ class Settings(BaseSettings):
         extra="forbid",
     )
 
+    environment: Literal["production", "development"] = "production"
+    """``development`` only for the local stack, the tests and the benchmarks: there the
+    published development secrets are defaults. In ``production`` no secret has a default (an
+    unset one fails where it is used, naming its variable) and a published development value
+    is refused at start."""
     ldap: LdapSettings = LdapSettings()
     keycloak: KeycloakSettings = KeycloakSettings()
     portal: PortalSettings = PortalSettings()
     sync: SyncSettings = SyncSettings()
+
+    @model_validator(mode="after")
+    def _fail_closed_outside_development(self) -> Settings:
+        if self.environment == "development":
+            return self
+        published = development_secret_values()
+        refused = []
+        for section_name, section in _sections(self):
+            unset = {}
+            for field_name, value in _secret_fields(section):
+                variable = f"IACS_{section_name.upper()}__{field_name.upper()}"
+                if isinstance(value, UnsetSecret):
+                    continue
+                if field_name not in section.model_fields_set:
+                    # No default outside development: whoever uses it learns what to set.
+                    unset[field_name] = UnsetSecret(variable)
+                elif value.get_secret_value() in published:
+                    refused.append(variable)
+            if unset:  # a copy: a section passed in by the caller is never changed
+                setattr(self, section_name, section.model_copy(update=unset))
+        if refused:
+            raise ValueError(
+                "a published development secret is refused outside development: "
+                + ", ".join(refused)
+                + " (set a real secret, or IACS_ENVIRONMENT=development for a local stack)"
+            )
+        return self
+
+
+class MissingSecret(RuntimeError):
+    """A secret that has no default outside development was used without being set."""
+
+
+class UnsetSecret(SecretStr):
+    """A secret left unset outside development: reading it fails, naming the variable."""
+
+    def __init__(self, variable: str) -> None:
+        super().__init__("")
+        self.variable = variable
+
+    def get_secret_value(self) -> str:
+        raise MissingSecret(f"{self.variable} must be set (no default outside development)")
+
+    def __str__(self) -> str:
+        return "(unset)"
+
+    def __repr__(self) -> str:
+        return f"UnsetSecret({self.variable!r})"
+
+    def __len__(self) -> int:
+        return 0
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, UnsetSecret) and other.variable == self.variable
+
+    def __hash__(self) -> int:
+        return hash(self.variable)
+
+
+def _sections(settings: Settings) -> list[tuple[str, BaseModel]]:
+    return [
+        (name, getattr(settings, name))
+        for name in type(settings).model_fields
+        if isinstance(getattr(settings, name), BaseModel)
+    ]
+
+
+def _secret_fields(section: BaseModel) -> list[tuple[str, SecretStr]]:
+    return [
+        (name, value)
+        for name in type(section).model_fields
+        if isinstance(value := getattr(section, name), SecretStr)
+    ]
+
+
+def development_secret_values() -> frozenset[str]:
+    """Every secret this project publishes: the development defaults of every section.
+
+    A deployment that copied one of them (into any setting) runs with a key the world knows.
+    """
+    values = set()
+    for section in (LdapSettings, KeycloakSettings, PortalSettings, SyncSettings):
+        for field in section.model_fields.values():
+            if isinstance(field.default, SecretStr):
+                values.add(field.default.get_secret_value())
+    return frozenset(values)
+
+
+def require_secrets(settings: Settings, *secrets: SecretStr | None) -> None:
+    """Read each secret now, so a process that needs an unset one fails at start, not later."""
+    for secret in secrets:
+        if secret is not None:
+            secret.get_secret_value()
 
 
 class SettingsError(SystemExit):
@@ -163,7 +289,7 @@ def load_settings(**overrides: object) -> Settings:
         lines = ["invalid settings:"]
         for error in exc.errors():
             path = "__".join(str(part) for part in error["loc"]).upper()
-            lines.append(f"  IACS_{path}: {error['msg']}")
+            lines.append(f"  IACS_{path}: {error['msg']}" if path else f"  {error['msg']}")
         raise SettingsError("\n".join(lines)) from None
 
 
@@ -172,7 +298,10 @@ def known_environment_variables() -> set[str]:
     names = {"IACS_SETTINGS_FILE"}
     for section, field in Settings.model_fields.items():
         model = field.annotation
-        for sub in model.model_fields:  # type: ignore[union-attr]
+        if not (isinstance(model, type) and issubclass(model, BaseModel)):
+            names.add(f"IACS_{section.upper()}")
+            continue
+        for sub in model.model_fields:
             names.add(f"IACS_{section.upper()}__{sub.upper()}")
     return names
 
@@ -181,12 +310,11 @@ def settings_to_env(settings: Settings) -> dict[str, str]:
     """The ``IACS_*`` variables that reproduce ``settings`` in another process, secrets too."""
     import json
 
-    env: dict[str, str] = {}
-    for section_name in Settings.model_fields:
-        section = getattr(settings, section_name)
+    env: dict[str, str] = {"IACS_ENVIRONMENT": settings.environment}
+    for section_name, section in _sections(settings):
         for field_name in type(section).model_fields:
             value = getattr(section, field_name)
-            if value is None:
+            if value is None or isinstance(value, UnsetSecret):
                 continue
             if isinstance(value, SecretStr):
                 value = value.get_secret_value()

@@ -89,7 +89,7 @@ NESTED_REALM_KEYS = frozenset(
 """Realm keys that are not plain settings: each is handled by its own step (or not at all)."""
 
 PLACEHOLDER = re.compile(r"\$\{([^}]*)\}")
-PLACEHOLDER_NAME = re.compile(r"^[A-Z][A-Z0-9_]*$")
+PLACEHOLDER_NAME = re.compile(r"[A-Z][A-Z0-9_]*")
 
 # Local stand-ins of the integrated applications (PQRI, PS&R) for development and the demo.
 # A deployment names the real ones in IACS_KEYCLOAK__APPLICATION_REDIRECT_URIS and
@@ -188,7 +188,7 @@ def load_realm_definition(
     values: dict[str, str | None] = {}
     if settings is not None:
         values.update(placeholders_from_settings(settings))
-    bad_names = sorted(name for name in placeholders if not PLACEHOLDER_NAME.match(name))
+    bad_names = sorted(name for name in placeholders if not PLACEHOLDER_NAME.fullmatch(name))
     if bad_names:
         raise RealmDefinitionError(
             f"placeholder names are upper case (A-Z, 0-9, _): {', '.join(bad_names)}"
@@ -196,7 +196,7 @@ def load_realm_definition(
     values.update(placeholders)
 
     used = _placeholders_in(raw)
-    malformed = sorted(name for name in used if not PLACEHOLDER_NAME.match(name))
+    malformed = sorted(name for name in used if not PLACEHOLDER_NAME.fullmatch(name))
     if malformed:
         raise RealmDefinitionError(
             f"{path}: malformed placeholder(s) {', '.join('${' + m + '}' for m in malformed)}"

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Everything a fresh Debian machine needs to run the stack and the tests. Idempotent and quick
 # when already done: each step checks before it installs.
-#   - Debian packages: slapd, ldap-utils (the directory), chromium (browser tests),
+#   - Debian packages: slapd, ldap-utils (the directory), redis-server (the portal's sessions),
+#     chromium (browser tests),
 #     a Java runtime and Maven (to fetch and run Keycloak);
 #     docker.io, docker-compose and mmdebstrap (the compose suite's private engine);
 #   - a virtualenv in .venv: the exact, hash-checked versions of requirements-dev.lock, then the
@@ -14,6 +15,7 @@ cd "$(dirname "$0")/.."
 need_apt=()
 command -v slapd >/dev/null 2>&1 || [ -x /usr/sbin/slapd ] || need_apt+=(slapd)
 command -v ldapsearch >/dev/null 2>&1 || need_apt+=(ldap-utils)
+command -v redis-server >/dev/null 2>&1 || need_apt+=(redis-server)
 command -v chromium >/dev/null 2>&1 || need_apt+=(chromium)
 command -v java >/dev/null 2>&1 || need_apt+=(openjdk-17-jre-headless)
 command -v mvn >/dev/null 2>&1 || need_apt+=(maven)

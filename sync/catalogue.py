@@ -21,8 +21,8 @@ from iacs.domain import Role, ScopeKind
 
 # From the installed package, not from a checkout: the image has none.
 DEFAULT_CATALOGUE = Path(str(resources.files("keycloak_config").joinpath("catalogue.yaml")))
-_CLIENT_ID = re.compile(r"^[a-z][a-z0-9-]{0,62}$")
-_ROLE_NAME = re.compile(r"^[a-z][a-z0-9-]{0,62}$")
+_CLIENT_ID = re.compile(r"[a-z][a-z0-9-]{0,62}")
+_ROLE_NAME = re.compile(r"[a-z][a-z0-9-]{0,62}")
 _MATCH_KEYS = {"role", "surrogate", "scope"}
 
 
@@ -132,7 +132,7 @@ def parse_catalogue(data: object, source: str = "catalogue") -> Catalogue:
 
 def _parse_application(client_id: object, body: object, fail) -> Application:
     where = f"applications.{client_id}"
-    if not isinstance(client_id, str) or not _CLIENT_ID.match(client_id):
+    if not isinstance(client_id, str) or not _CLIENT_ID.fullmatch(client_id):
         raise fail(where, "the client id must be lower-case letters, digits and dashes")
     if not isinstance(body, dict):
         raise fail(where, "must be a mapping")
@@ -146,7 +146,7 @@ def _parse_application(client_id: object, body: object, fail) -> Application:
     if not isinstance(roles, dict) or not roles:
         raise fail(f"{where}.roles", "must be a non-empty mapping of role name to description")
     for role_name, description in roles.items():
-        if not isinstance(role_name, str) or not _ROLE_NAME.match(role_name):
+        if not isinstance(role_name, str) or not _ROLE_NAME.fullmatch(role_name):
             raise fail(f"{where}.roles.{role_name}", "role names are lower-case, digits, dashes")
         if not isinstance(description, str):
             raise fail(f"{where}.roles.{role_name}", "the description must be text")

@@ -28,6 +28,11 @@ def contains(attribute: str, text: str) -> str:
     return f"({attribute}=*{value(text)}*)"
 
 
+def starts_with(attribute: str, text: str) -> str:
+    """A prefix match for ``text`` (``text`` itself is literal)."""
+    return f"({attribute}={value(text)}*)"
+
+
 def present(attribute: str) -> str:
     return f"({attribute}=*)"
 

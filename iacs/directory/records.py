@@ -20,6 +20,7 @@ from iacs.directory.mapping import (
     checked,
     enum_value,
     first,
+    from_generalized_time,
     request_entry,
     request_from,
     to_generalized_time,
@@ -184,6 +185,66 @@ class RecordStore:
     def append_audit(self, record: AuditRecord) -> None:
         """Add one audit record. The portal account can add records, never change them (AUD-1)."""
         self._pool.add(self.tree.audit_record(record.id), audit_entry(record))
+
+    def page_audit(
+        self,
+        *,
+        organization_id: str | None = None,
+        actor: str | None = None,
+        action: str | None = None,
+        outcome: str | None = None,
+        exclude_outcome: str | None = None,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        offset: int = 0,
+        limit: int = 50,
+    ) -> tuple[list[AuditRecord], int]:
+        """One page of the matching audit records, newest first, and how many match in all.
+
+        Every criterion is a server-side filter (escaped); ``action`` matches the action or its
+        ``action:*`` family. slapd here has no sort control, so the page is cut in two
+        searches: the matching entries' ``iacsAt`` only (cheap to decode), sorted and counted
+        here; then the full records of just that page.
+        """
+        criteria = filters.all_of(
+            filters.eq("objectClass", "iacsAuditRecord"),
+            filters.one_or_many("iacsOrganizationId", organization_id),
+            filters.one_or_many("iacsActor", actor),
+            filters.any_of(
+                [filters.eq("iacsAction", action), filters.starts_with("iacsAction", action + ":")]
+            )
+            if action
+            else "",
+            filters.one_or_many("iacsOutcome", outcome),
+            filters.negate(filters.eq("iacsOutcome", exclude_outcome)) if exclude_outcome else "",
+            filters.at_least("iacsAt", since) if since else "",
+            filters.at_most("iacsAt", until) if until else "",
+        )
+        stamps = self._pool.search(
+            self.tree.audit, criteria, scope=ldap3.LEVEL, attributes=("iacsAt", "iacsAuditId")
+        )
+        ordered = sorted(
+            (
+                (from_generalized_time(first(attrs, "iacsAt")), first(attrs, "iacsAuditId"))
+                for _, attrs in stamps
+            ),
+            reverse=True,
+        )
+        page_ids = [audit_id for _, audit_id in ordered[offset : offset + limit]]
+        if not page_ids:
+            return [], len(ordered)
+        found = self._pool.search(
+            self.tree.audit,
+            filters.all_of(criteria, filters.one_or_many("iacsAuditId", page_ids)),
+            scope=ldap3.LEVEL,
+            attributes=AUDIT_ATTRIBUTES,
+        )
+        records = sorted(
+            (audit_from(attributes) for _, attributes in found),
+            key=lambda record: (record.at, record.id),
+            reverse=True,
+        )
+        return records, len(ordered)
 
     def find_audit(
         self,

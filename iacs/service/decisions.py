@@ -123,11 +123,9 @@ class DecisionOperations(ServiceBase):
         request = self._get_request(inputs.request_id("request", request_id))
         if request.requester == actor.username or actor.is_help_desk:
             return request
-        if request.organization_id and policy.may_view_organization(actor, request.organization_id):
-            return request
-        if request.surrogate_group_id and actor.is_surrogate_administrator(
-            request.surrogate_group_id
-        ):
+        with _directory_errors():
+            facts = self.facts.for_request(request)
+        if policy.may_view_request(actor, request, facts).allowed:
             return request
         raise NotFound("no such request")
 

@@ -12,7 +12,8 @@ import unicodedata
 from iacs.domain import ProviderType, is_valid_id, normalize_identifier
 from iacs.service.errors import InvalidInput
 
-USERNAME = re.compile(r"^[a-z0-9][a-z0-9._-]{0,63}$")
+USERNAME = re.compile(r"[a-z0-9][a-z0-9._-]{0,63}")
+"""Matched with ``fullmatch`` only: ``^...$`` with ``match`` lets "eve\\n" through."""
 _MARKUP = re.compile(r"[<>\"`]")
 
 
@@ -66,7 +67,7 @@ def request_id(field: str, value: object) -> str:
 
 
 def username(field: str, value: object) -> str:
-    if not isinstance(value, str) or not USERNAME.match(value):
+    if not isinstance(value, str) or not USERNAME.fullmatch(value):
         raise InvalidInput(field, "is not a valid username")
     return value
 

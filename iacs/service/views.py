@@ -7,7 +7,9 @@ memberships from the directory on every call (DEC-2).
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, time
 from typing import TypeVar
 
 from iacs import policy
@@ -25,12 +27,13 @@ from iacs.domain import (
 from iacs.service import inputs
 from iacs.service.access import AccessService
 from iacs.service.base import _directory_errors
-from iacs.service.errors import Forbidden, NotFound
+from iacs.service.errors import Forbidden, InvalidInput, NotFound
 
 T = TypeVar("T")
 
 SEARCH_LIMIT = 50
-AUDIT_LIMIT = 500
+AUDIT_PAGE_SIZE = 100
+AUDIT_MAX_PAGE_SIZE = 500
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,6 +67,92 @@ class OrganizationView:
     completeness: policy.Completeness
     may_edit_profile: bool
     may_read_audit: bool
+
+
+AUDIT_OUTCOMES = ("ok", "denied", "all")
+_ACTION = re.compile(r"[a-z_]{1,40}(:[a-z_]{1,40})?")
+
+
+@dataclass(frozen=True, slots=True)
+class AuditQuery:
+    """Validated criteria of an audit view."""
+
+    actor: str | None = None
+    action: str | None = None
+    outcome: str = "all"
+    since: datetime | None = None
+    until: datetime | None = None
+    page: int = 1
+    per_page: int = AUDIT_PAGE_SIZE
+
+
+@dataclass(frozen=True, slots=True)
+class AuditPage:
+    """One page of an audit view: the records, how many match, and the refused attempts."""
+
+    records: list[AuditRecord]
+    total: int
+    refused: int
+    """Refused attempts matching the other criteria (listed with ``outcome=denied``)."""
+    query: AuditQuery
+
+    @property
+    def pages(self) -> int:
+        return max(1, -(-self.total // self.query.per_page))
+
+
+def audit_query(raw: dict[str, str | None], *, default_outcome: str) -> AuditQuery:
+    """The criteria of an audit view from query parameters; anything malformed is a 400."""
+    unknown = set(raw) - {"actor", "action", "outcome", "since", "until", "page", "per_page"}
+    if unknown:
+        raise InvalidInput(sorted(unknown)[0], "is not a known filter")
+    actor = raw.get("actor") or None
+    action = raw.get("action") or None
+    outcome = raw.get("outcome") or default_outcome
+    if actor is not None:
+        actor = inputs.username("actor", actor)
+    if action is not None and not _ACTION.fullmatch(action):
+        raise InvalidInput("action", "is not an action name (like decide or decide:approved)")
+    if outcome not in AUDIT_OUTCOMES:
+        raise InvalidInput("outcome", f"must be one of {', '.join(AUDIT_OUTCOMES)}")
+    since = _moment("since", raw.get("since"), end_of_day=False)
+    until = _moment("until", raw.get("until"), end_of_day=True)
+    if since and until and since > until:
+        raise InvalidInput("since", "must not be after until")
+    return AuditQuery(
+        actor=actor,
+        action=action,
+        outcome=outcome,
+        since=since,
+        until=until,
+        page=_count("page", raw.get("page"), 1, 100_000),
+        per_page=_count("per_page", raw.get("per_page"), AUDIT_PAGE_SIZE, AUDIT_MAX_PAGE_SIZE),
+    )
+
+
+def _moment(field_name: str, value: str | None, *, end_of_day: bool) -> datetime | None:
+    """An ISO date (a whole day) or date-time; naive values are UTC."""
+    if not value:
+        return None
+    if len(value) > 40:
+        raise InvalidInput(field_name, "is not an ISO date or date-time")
+    try:
+        if len(value) == 10:
+            day = date.fromisoformat(value)
+            moment = datetime.combine(day, time.max if end_of_day else time.min)
+        else:
+            moment = datetime.fromisoformat(value)
+    except ValueError:
+        raise InvalidInput(field_name, "is not an ISO date or date-time") from None
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+def _count(field_name: str, value: str | None, default: int, maximum: int) -> int:
+    if value in (None, ""):
+        return default
+    if not re.fullmatch(r"[0-9]{1,6}", value) or not 1 <= int(value) <= maximum:
+        raise InvalidInput(field_name, f"must be a whole number from 1 to {maximum}")
+    return int(value)
 
 
 @dataclass(frozen=True, slots=True)
@@ -149,17 +238,40 @@ class ViewService:
         with _directory_errors():
             return self._surrogate_view(actor, sug)
 
-    def audit(self, username: str, org_id: str | None = None) -> list[AuditRecord]:
-        """AUD-2: an organization's record for its SO (and BSOs); all of it for the help desk."""
+    def audit(self, username: str, org_id: str | None = None, **criteria: str | None) -> AuditPage:
+        """AUD-2: an organization's record for its SO (and BSOs); all of it for the help desk.
+
+        One page, newest first, filtered by who, action, outcome and period (``criteria`` are
+        the raw query parameters, validated here). An organization's view shows its history
+        by default and counts the refused attempts apart (``outcome=denied`` lists them): a
+        flood of denials by an outsider can no longer push the genuine records out of sight.
+        """
         if org_id is not None:
             org_id = inputs.entity_id("organization", org_id)
         actor = self.access.actor(username)
         decision = policy.may_read_audit(actor, org_id)
         if not decision.allowed:
             raise Forbidden.from_decision(decision)
+        query = audit_query(criteria, default_outcome="ok" if org_id else "all")
+        common = {
+            "organization_id": org_id,
+            "actor": query.actor,
+            "action": query.action,
+            "since": query.since,
+            "until": query.until,
+        }
+        outcome = None if query.outcome == "all" else query.outcome
         with _directory_errors():
-            records = self.directory.find_audit(organization_id=org_id, limit=AUDIT_LIMIT)
-        return sorted(records, key=lambda r: r.at, reverse=True)
+            records, total = self.directory.page_audit(
+                **common,
+                outcome=outcome,
+                offset=(query.page - 1) * query.per_page,
+                limit=query.per_page,
+            )
+            refused = total
+            if outcome != "denied":
+                _, refused = self.directory.page_audit(**common, outcome="denied", limit=0)
+        return AuditPage(records, total, refused, query)
 
     def search(self, username: str, query: str) -> SearchResult:
         """The help desk's search of people and organizations (LC-4 needs to find a successor)."""

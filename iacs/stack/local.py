@@ -1,4 +1,4 @@
-"""The whole system on one machine: slapd, Keycloak, the realm, demo data, portal, sync worker.
+"""The whole system on one machine: slapd, Redis, Keycloak, the realm, demo data, portal, sync.
 
 ``iacs dev`` (``make demo``) runs this. The portal and the sync worker run as the same CLI
 commands a deployment runs (``iacs portal serve``, ``iacs sync run``), configured through the
@@ -31,6 +31,7 @@ from iacs.settings import (
 )
 from iacs.stack.keycloak import KeycloakInstance, start_keycloak
 from iacs.stack.process import ManagedProcess, free_port
+from iacs.stack.redis import RedisInstance, start_redis
 from iacs.stack.slapd import SlapdInstance, start_slapd
 
 EXAMPLE_APP_MODULE = "examples.pqri_psr_app"
@@ -45,12 +46,14 @@ class LocalStack:
     settings: Settings
     slapd: SlapdInstance
     keycloak: KeycloakInstance
+    redis: RedisInstance
     processes: list[ManagedProcess] = field(default_factory=list)
 
     def stop(self) -> None:
         for process in reversed(self.processes):
             process.stop()
         self.keycloak.stop()
+        self.redis.stop()
         self.slapd.stop()
 
     def __enter__(self) -> LocalStack:
@@ -74,16 +77,24 @@ def start_servers(
     say("starting slapd ...")
     slapd = start_slapd(run_dir / "slapd")
     try:
+        say("starting Redis (the portal's sessions) ...")
+        redis = start_redis(run_dir / "redis")
+    except BaseException:
+        slapd.stop()
+        raise
+    try:
         admin_password = secrets.token_urlsafe(16)
         say("starting Keycloak (the first start takes a minute) ...")
         keycloak = start_keycloak(
             run_dir / "keycloak", admin_username="admin", admin_password=admin_password
         )
     except BaseException:
+        redis.stop()
         slapd.stop()
         raise
     sync_listen = f"127.0.0.1:{free_port()}"
     settings = Settings(
+        environment="development",
         ldap=slapd.ldap_settings(),
         keycloak=KeycloakSettings(
             url=keycloak.url,
@@ -102,10 +113,11 @@ def start_servers(
             secret_key=secrets.token_urlsafe(48),
             session_cookie_secure=False,  # local http only; production keeps the default True
             sync_nudge_url=f"http://{sync_listen}/nudge",
+            session_store_url=redis.url,
         ),
         sync=SyncSettings(cursor_file=run_dir / "sync-cursor.json", listen=sync_listen),
     )
-    stack = LocalStack(run_dir, settings, slapd, keycloak)
+    stack = LocalStack(run_dir, settings, slapd, keycloak, redis)
     try:
         say("applying the realm ...")
         for change in apply_from_settings(settings, with_federation=True):

@@ -10,6 +10,7 @@ bootstrap (the root account), as in production.
 
 from __future__ import annotations
 
+import dataclasses
 import re
 import secrets
 import threading
@@ -28,6 +29,7 @@ from iacs.domain import Membership, Person, Role, ScopeKind
 from iacs.enrollment import FileEnrollmentSource
 from iacs.service import AccessService
 from iacs.settings import KeycloakSettings, LdapSettings, PortalSettings, Settings
+from iacs.stack.redis import RedisInstance
 from tests.approval_portal.oidc import browser_session, code_flow_tokens, login_through_form
 
 PORTAL_URL = "http://portal.test"
@@ -162,6 +164,16 @@ class Portal:
         assert done.headers["Location"] == "/my"
         return client
 
+    def with_portal_settings(self, **changes: object) -> Portal:
+        """The same people, directory and realm, served by a new app instance whose portal
+        settings differ (short session timeouts, a low rate limit)."""
+        settings = self.settings.model_copy(
+            update={"portal": self.settings.portal.model_copy(update=changes)}
+        )
+        app = create_app(settings, service=self.service)
+        app.testing = True
+        return dataclasses.replace(self, app=app, settings=settings)
+
     # -- building a community through the API ------------------------------------------------
 
     def organization(
@@ -221,13 +233,21 @@ def clock() -> Clock:
 
 
 @pytest.fixture
-def portal_settings(keycloak: Any, realm_name: str, ldap_settings: LdapSettings) -> Settings:
+def portal_settings(
+    keycloak: Any,
+    realm_name: str,
+    ldap_settings: LdapSettings,
+    redis_server: RedisInstance,
+    redis_store: Any,
+) -> Settings:
     """``keycloak_config/realm.json`` applied with LDAP federation to the test's slapd, into a
     fresh realm (engineer A's ``realm_name`` deletes it); plain http, so cookies are not
-    Secure-only."""
+    Secure-only; sessions in the session's Redis (emptied for the test). Refusals are limited
+    generously here; the rate-limit tests set their own limit."""
     from keycloak_config.apply import apply_from_settings
 
     settings = Settings(
+        environment="development",
         ldap=ldap_settings,
         keycloak=KeycloakSettings(
             url=keycloak.url,
@@ -237,7 +257,12 @@ def portal_settings(keycloak: Any, realm_name: str, ldap_settings: LdapSettings)
             portal_client_secret=secrets.token_urlsafe(24),
             sync_client_secret=secrets.token_urlsafe(24),
         ),
-        portal=PortalSettings(public_url=PORTAL_URL, session_cookie_secure=False),
+        portal=PortalSettings(
+            public_url=PORTAL_URL,
+            session_cookie_secure=False,
+            session_store_url=redis_server.url,
+            refused_attempts_per_minute=1000,
+        ),
     )
     apply_from_settings(settings, with_federation=True)
     return settings

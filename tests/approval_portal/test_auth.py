@@ -12,7 +12,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 from joserfc import jwt
-from joserfc.jwk import RSAKey
+from joserfc.jwk import OctKey, RSAKey
 
 from approval_portal.auth import InvalidToken, TokenVerifier
 from tests.approval_portal.conftest import PASSWORD, PORTAL_URL, Portal, csrf_token
@@ -115,6 +115,10 @@ def _segments(token: str) -> list[str]:
     return token.split(".")
 
 
+def _decoded(segment: str) -> dict:
+    return json.loads(base64.urlsafe_b64decode(segment + "=" * (-len(segment) % 4)))
+
+
 def _b64(data: dict) -> str:
     return base64.urlsafe_b64encode(json.dumps(data).encode()).rstrip(b"=").decode()
 
@@ -184,3 +188,47 @@ def test_session_api_call_needs_csrf_and_a_bearer_call_does_not(portal: Portal):
     assert accepted.status_code == 201
     by_bearer = portal.api("olga").file(**{**body, "identifier": "987654321"})
     assert by_bearer.status_code == 201
+
+
+def test_sec_tokens_with_unknown_kids_do_not_force_a_jwks_fetch_each(portal: Portal):
+    """Each unknown ``kid`` used to cost a fetch of the realm's JWKS: a flood of them, one."""
+    genuine = portal.token_response("sofia")["access_token"]
+    keys = portal.app.extensions["iacs.realm_keys"]
+    fetched: list[bool] = []
+    real_fetch = keys.fetch
+
+    def counting(force: bool) -> dict:
+        fetched.append(force)
+        return real_fetch(force)
+
+    keys.fetch = counting
+    client = portal.app.test_client()
+    attacker_key = RSAKey.generate_key(2048)
+    claims = _decoded(_segments(genuine)[1])
+    for attempt in range(25):
+        forged = jwt.encode({"alg": "RS256", "kid": f"unknown-{attempt}"}, claims, attacker_key)
+        answer = client.get("/api/v1/me", headers={"Authorization": f"Bearer {forged}"})
+        assert answer.status_code == 401
+    assert fetched.count(True) <= 1, fetched
+    ok = client.get("/api/v1/me", headers={"Authorization": f"Bearer {genuine}"})
+    assert ok.status_code == 200
+
+
+def test_sec_only_rs256_ps256_es256_are_accepted_whatever_the_realm_advertises(portal: Portal):
+    from approval_portal.auth import SIGNING_ALGORITHMS
+
+    assert SIGNING_ALGORITHMS == ["RS256", "PS256", "ES256"]
+    genuine = portal.token_response("sofia")["access_token"]
+    header, claims = (_decoded(part) for part in _segments(genuine)[:2])
+    own = RSAKey.generate_key(2048, parameters={"kid": header["kid"]})
+    candidates = {
+        "HS256": jwt.encode({"alg": "HS256", "kid": header["kid"]}, claims, OctKey.generate_key()),
+        "RS512": jwt.encode(
+            {"alg": "RS512", "kid": header["kid"]}, claims, own, algorithms=["RS512"]
+        ),
+        "none": f"{_b64({'alg': 'none', 'kid': header['kid']})}.{_b64(claims)}.",
+    }
+    client = portal.app.test_client()
+    for name, token in candidates.items():
+        answer = client.get("/api/v1/me", headers={"Authorization": f"Bearer {token}"})
+        assert answer.status_code == 401, name

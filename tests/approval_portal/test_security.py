@@ -6,15 +6,21 @@ is the HTTP layer's own behaviour, refused before any service call.
 
 from __future__ import annotations
 
+import os
+import secrets
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
 import yaml
-from flask import redirect, session
+from click.testing import CliRunner, Result
+from flask import redirect, request, session
+from flask.testing import FlaskClient
 
 from approval_portal import MAX_BODY_BYTES, create_app
 from approval_portal.auth import InvalidToken, safe_next
-from iacs.settings import PortalSettings, Settings
+from iacs import cli
+from iacs.settings import MissingSecret, PortalSettings, Settings, SettingsError, load_settings
+from iacs.stack.process import free_port
 
 
 class StubOAuthClient:
@@ -42,14 +48,27 @@ class NoService:
         raise AssertionError(f"the service was called ({name}) for a request that must be refused")
 
 
-def make_app(secure: bool = False):
-    settings = Settings(portal=PortalSettings(session_cookie_secure=secure))
+@pytest.fixture(autouse=True)
+def _store(redis_store) -> None:
+    """Every app here keeps its sessions in the session's Redis (emptied per test)."""
+    global _STORE
+    _STORE = redis_store
+
+
+_STORE = None
+
+
+def make_app(secure: bool = False, **portal: object):
+    settings = Settings(
+        environment="development", portal=PortalSettings(session_cookie_secure=secure, **portal)
+    )
     app = create_app(
         settings,
         service=NoService(),
         views=NoService(),
         oauth_client=StubOAuthClient(),
         token_verifier=StubVerifier(),
+        session_store=_STORE,
     )
     app.testing = True
     return app
@@ -270,12 +289,121 @@ def test_healthz_answers_503_when_the_directory_does_not():
             return False
 
     app = create_app(
-        Settings(),
+        Settings(environment="development"),
         service=NoService(),
         views=Unhealthy(),
         oauth_client=StubOAuthClient(),
         token_verifier=StubVerifier(),
+        session_store=_STORE,
     )
     answer = app.test_client().get("/healthz")
     assert answer.status_code == 503
     assert answer.json == {"status": "unavailable", "directory": "unreachable"}
+
+
+# ------------------------------------------------------------ production fails closed (item 5)
+
+DEV_KEY = PortalSettings.model_fields["secret_key"].default.get_secret_value()
+
+
+@pytest.fixture
+def production_env(monkeypatch: pytest.MonkeyPatch, redis_server) -> pytest.MonkeyPatch:
+    """A production environment with every portal secret set to a real value, except what the
+    test takes away."""
+    for name in list(os.environ):
+        if name.startswith("IACS_"):
+            monkeypatch.delenv(name)
+    monkeypatch.setenv("IACS_ENVIRONMENT", "production")
+    monkeypatch.setenv("IACS_PORTAL__SECRET_KEY", secrets.token_urlsafe(48))
+    monkeypatch.setenv("IACS_LDAP__PORTAL_BIND_PASSWORD", secrets.token_urlsafe(24))
+    monkeypatch.setenv("IACS_KEYCLOAK__PORTAL_CLIENT_SECRET", secrets.token_urlsafe(24))
+    monkeypatch.setenv("IACS_PORTAL__SESSION_STORE_URL", redis_server.url)
+    return monkeypatch
+
+
+def _serve() -> Result:
+    return CliRunner().invoke(cli.main, ["portal", "serve", "--port", str(free_port())])
+
+
+def test_sec_dev_secret_refused_in_production_a_portal_without_secret_key_does_not_start(
+    production_env: pytest.MonkeyPatch,
+):
+    production_env.delenv("IACS_PORTAL__SECRET_KEY")
+    started = _serve()
+    assert started.exit_code != 0
+    assert "IACS_PORTAL__SECRET_KEY must be set" in started.output
+    with pytest.raises(MissingSecret, match="IACS_PORTAL__SECRET_KEY"):
+        create_app(session_store=_STORE)
+
+
+@pytest.mark.parametrize(
+    "variable",
+    ["IACS_PORTAL__SECRET_KEY", "IACS_LDAP__PORTAL_BIND_PASSWORD", "IACS_KEYCLOAK__ADMIN_PASSWORD"],
+)
+def test_sec_dev_secret_refused_in_production_a_published_value_is_refused_at_start(
+    production_env: pytest.MonkeyPatch, variable: str
+):
+    production_env.setenv(variable, DEV_KEY)
+    started = _serve()
+    assert started.exit_code == 2
+    assert variable in started.output
+    assert "published development secret" in started.output
+    with pytest.raises(SettingsError, match=variable):
+        load_settings()
+
+
+def test_sec_dev_secret_refused_in_production_every_secret_has_no_default(
+    production_env: pytest.MonkeyPatch,
+):
+    settings = load_settings()
+    for secret, variable in [
+        (settings.ldap.sync_bind_password, "IACS_LDAP__SYNC_BIND_PASSWORD"),
+        (settings.keycloak.admin_password, "IACS_KEYCLOAK__ADMIN_PASSWORD"),
+        (settings.keycloak.sync_client_secret, "IACS_KEYCLOAK__SYNC_CLIENT_SECRET"),
+    ]:
+        with pytest.raises(MissingSecret, match=variable):
+            secret.get_secret_value()
+    production_env.delenv("IACS_PORTAL__SESSION_STORE_URL")
+    assert "IACS_PORTAL__SESSION_STORE_URL" in _serve().output
+
+
+def test_sec_development_keeps_its_defaults(monkeypatch: pytest.MonkeyPatch):
+    monkeypatch.setenv("IACS_ENVIRONMENT", "development")
+    assert load_settings().portal.secret_key.get_secret_value() == DEV_KEY
+
+
+# ---------------------------------------------------------------- proxies and JSON (10, low)
+
+
+def _echo_client(**portal: object) -> FlaskClient:
+    app = make_app(**portal)
+    app.add_url_rule(
+        "/test-echo", "test_echo", lambda: {"addr": request.remote_addr, "scheme": request.scheme}
+    )
+    return app.test_client()
+
+
+def test_sec_forwarded_headers_are_ignored_unless_a_proxy_is_trusted():
+    forged = {"X-Forwarded-For": "203.0.113.9", "X-Forwarded-Proto": "https"}
+    direct = _echo_client().get("/test-echo", headers=forged).json
+    assert direct == {"addr": "127.0.0.1", "scheme": "http"}
+    behind = _echo_client(trusted_proxies=1).get("/test-echo", headers=forged).json
+    assert behind == {"addr": "203.0.113.9", "scheme": "https"}
+    # One trusted proxy: only the address it appended counts, not what the client sent before.
+    chained = {"X-Forwarded-For": "198.51.100.1, 203.0.113.9", "X-Forwarded-Proto": "https"}
+    assert _echo_client(trusted_proxies=1).get("/test-echo", headers=chained).json["addr"] == (
+        "203.0.113.9"
+    )
+
+
+@pytest.mark.parametrize("depth", [17, 20_000])
+def test_sec_deeply_nested_json_is_refused_with_400(depth: int):
+    body = "[" * depth + "]" * depth
+    assert len(body) < MAX_BODY_BYTES
+    answer = (
+        make_app()
+        .test_client()
+        .post("/api/v1/requests", data=body, content_type="application/json", headers=BEARER)
+    )
+    assert answer.status_code == 400
+    assert answer.json["error"]["code"] == "bad_request"

@@ -51,7 +51,9 @@ class RunningPortal:
 
 
 @pytest.fixture
-def portal(keycloak, realm_name, ldap_settings, directory) -> Iterator[RunningPortal]:
+def portal(
+    keycloak, realm_name, ldap_settings, directory, redis_server, redis_store
+) -> Iterator[RunningPortal]:
     """The portal on a free loopback port, against the test slapd and a fresh realm."""
     from werkzeug.serving import make_server
 
@@ -75,7 +77,10 @@ def portal(keycloak, realm_name, ldap_settings, directory) -> Iterator[RunningPo
             application_client_secrets={"psr": secrets.token_urlsafe(24)},
         ),
         portal=PortalSettings(
-            public_url=url, secret_key=secrets.token_urlsafe(48), session_cookie_secure=False
+            public_url=url,
+            secret_key=secrets.token_urlsafe(48),
+            session_cookie_secure=False,
+            session_store_url=redis_server.url,
         ),
     )
     apply_from_settings(settings, with_federation=True)

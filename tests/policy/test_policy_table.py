@@ -511,3 +511,39 @@ def test_bso_1_the_security_official_cannot_also_be_a_backup() -> None:
     decision = _submit(RequestKind.BACKUP_SECURITY_OFFICIAL, facts)
     assert not decision.allowed and decision.rule == "BSO-1"
     assert _submit(RequestKind.BACKUP_SECURITY_OFFICIAL, FACTS).allowed
+
+
+# ---------------------------------------------------------------------- who sees a request
+
+# Besides the requester: the deciders of each kind, and the auditors of organization A (its SO
+# and BSOs, and the help desk). Everyone else, End Users of the same organization included,
+# must not read the request.
+VIEWERS: dict[RequestKind, set[str]] = {
+    kind: deciders
+    | {"help_desk"}
+    | ({"so_a", "bso_a"} if kind is not RequestKind.INDIVIDUAL_PRACTITIONER else set())
+    for kind, (deciders, _rule) in DECIDERS.items()
+}
+
+
+@pytest.mark.parametrize("status", [RequestStatus.PENDING, RequestStatus.APPROVED])
+@pytest.mark.parametrize(
+    ("kind", "actor"),
+    [(kind, actor) for kind in RequestKind for actor in ACTORS],
+    ids=lambda value: getattr(value, "value", value),
+)
+def test_sec_request_is_visible_only_to_its_requester_deciders_and_auditors(
+    kind: RequestKind, actor: str, status: RequestStatus
+) -> None:
+    request = make_request(kind, status=status)
+    if kind is RequestKind.INDIVIDUAL_PRACTITIONER:
+        request = replace(request, organization_id="")
+    decision = policy.may_view_request(policy.Actor(actor, ACTORS[actor]), request, FACTS)
+    assert decision.allowed is (actor in VIEWERS[kind]), decision
+    assert decision.reason
+
+
+def test_sec_the_requester_always_sees_their_own_request() -> None:
+    request = make_request(RequestKind.END_USER, requester="eu_a1")
+    assert policy.may_view_request(policy.Actor("eu_a1", ACTORS["eu_a1"]), request, FACTS)
+    assert policy.may_view_request(policy.Actor("eu_a1", frozenset()), request, FACTS)
