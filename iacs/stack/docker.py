@@ -369,6 +369,8 @@ class ComposeProject:
     port: int
     hostname: str = "localhost"
     name: str = COMPOSE_PROJECT
+    applications: Mapping[str, str] = field(default_factory=dict)
+    """Integrated applications to register: client id → redirect URI (secrets are generated)."""
     values: dict[str, str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -401,14 +403,23 @@ class ComposeProject:
         for name in SECRET_VARIABLES:
             values.setdefault(name, secrets.token_urlsafe(32))
         values.setdefault("KEYCLOAK_ADMIN_USERNAME", "iacs-admin")
+        for client_id in self.applications:
+            values.setdefault(f"application:{client_id}", secrets.token_urlsafe(32))
         path.write_text(json.dumps(values, indent=2) + "\n")
         os.chmod(path, 0o600)
         return values
 
+    def application_secret(self, client_id: str) -> str:
+        return self.values[f"application:{client_id}"]
+
     def environment(self) -> dict[str, str]:
         """What docker-compose.yml reads: secrets, URLs, TLS, and the local image names."""
         env = {
-            **self.values,
+            **{k: v for k, v in self.values.items() if not k.startswith("application:")},
+            "IACS_APPLICATION_REDIRECT_URIS": json.dumps(dict(self.applications)),
+            "IACS_APPLICATION_CLIENT_SECRETS": json.dumps(
+                {client: self.application_secret(client) for client in self.applications}
+            ),
             "IACS_KEYCLOAK_PUBLIC_URL": self.keycloak_public_url,
             "IACS_PORTAL_PUBLIC_URL": self.public_url,
             "IACS_TLS_DIR": str(self.tls_dir),

@@ -38,7 +38,9 @@ pytestmark = pytest.mark.compose
 
 ROOT = Path(__file__).resolve().parents[2]
 PASSWORD = "Compose-Test-Password-1"
-CLIENT_ID = "iacs-portal"
+PORTAL_CLIENT = "iacs-portal"
+APPLICATION = "psr"
+"""An integrated application of the catalogue: its tokens carry the ``affiliations`` claim."""
 TIMINGS: dict[str, float] = {}
 
 SEED = r"""
@@ -93,7 +95,15 @@ def deployment(
     for name, seconds in build_images(engine, ROOT, log=state / "build.log").items():
         TIMINGS[f"build {name}"] = seconds
     TIMINGS["build all"] = time.monotonic() - started
-    project = ComposeProject(engine, ROOT, state, port=free_port(), name="iacs-test")
+    port = free_port()
+    project = ComposeProject(
+        engine,
+        ROOT,
+        state,
+        port=port,
+        name="iacs-test",
+        applications={APPLICATION: f"https://localhost:{port}/psr/oidc/callback"},
+    )
     project.down(volumes=True)  # nothing left from an interrupted run
     started = time.monotonic()
     try:
@@ -126,13 +136,21 @@ def _issuer(project: ComposeProject) -> str:
     return f"{project.keycloak_public_url}/realms/iacs"
 
 
-def _sign_in(project: ComposeProject, username: str) -> dict:
+def _client(project: ComposeProject, client_id: str) -> tuple[str, str, str]:
+    """Client id, secret and redirect URI of the portal or of the integrated application."""
+    if client_id == PORTAL_CLIENT:
+        secret = project.values["IACS_PORTAL_CLIENT_SECRET"]
+        return client_id, secret, f"{project.public_url}/auth/callback"
+    return client_id, project.application_secret(client_id), project.applications[client_id]
+
+
+def _sign_in(project: ComposeProject, username: str, client: str = PORTAL_CLIENT) -> dict:
     """The authorization code flow with PKCE through the login form; Keycloak's token JSON."""
+    client_id, secret, redirect_uri = _client(project, client)
     http = _session(project)
-    redirect_uri = f"{project.public_url}/auth/callback"
     result = browser_code_flow(
         _issuer(project),
-        CLIENT_ID,
+        client_id,
         redirect_uri,
         username,
         PASSWORD,
@@ -148,7 +166,7 @@ def _sign_in(project: ComposeProject, username: str) -> dict:
             "redirect_uri": redirect_uri,
             "code_verifier": result.code_verifier,
         },
-        auth=(CLIENT_ID, project.values["IACS_PORTAL_CLIENT_SECRET"]),
+        auth=(client_id, secret),
         timeout=30,
     )
     assert answer.status_code == 200, answer.text
@@ -156,10 +174,11 @@ def _sign_in(project: ComposeProject, username: str) -> dict:
 
 
 def _refresh(project: ComposeProject, refresh_token: str) -> requests.Response:
+    client_id, secret, _ = _client(project, APPLICATION)
     return _session(project).post(
         f"{_issuer(project)}/protocol/openid-connect/token",
         data={"grant_type": "refresh_token", "refresh_token": refresh_token},
-        auth=(CLIENT_ID, project.values["IACS_PORTAL_CLIENT_SECRET"]),
+        auth=(client_id, secret),
         timeout=30,
     )
 
@@ -189,7 +208,7 @@ def _security_official_of(claims: dict, organization_id: str) -> bool:
 
 def _wait_for_claim(project: ComposeProject, username: str, organization_id: str) -> dict:
     """Refresh until the worker has projected the role into Keycloak; the token JSON."""
-    tokens = _sign_in(project, username)
+    tokens = _sign_in(project, username, APPLICATION)
     deadline = time.monotonic() + 120
     while not _security_official_of(_claims(tokens["access_token"]), organization_id):
         assert time.monotonic() < deadline, (
@@ -283,9 +302,9 @@ def test_down_and_up_keep_every_approved_role(deployment: ComposeProject, chain:
     started = time.monotonic()
     deployment.up()
     TIMINGS["up (warm volumes)"] = time.monotonic() - started
-    tokens = _sign_in(deployment, "olivia")
+    tokens = _sign_in(deployment, "olivia", APPLICATION)
     assert _security_official_of(_claims(tokens["access_token"]), chain.organization_id)
-    me = _api(deployment, tokens["access_token"], "GET", "/me")
+    me = _api(deployment, _sign_in(deployment, "olivia")["access_token"], "GET", "/me")
     assert me.status_code == 200, me.text
     roles = {(m["role"], m["scope_id"]) for m in me.json()["memberships"]}
     assert ("security_official", chain.organization_id) in roles
