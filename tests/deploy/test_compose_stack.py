@@ -16,6 +16,8 @@ from __future__ import annotations
 
 import base64
 import json
+import os
+import secrets
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -34,7 +36,7 @@ from iacs.stack.docker import (
 from iacs.stack.process import free_port
 from tests.fixtures.keycloak import browser_code_flow
 
-pytestmark = pytest.mark.compose
+pytestmark = [pytest.mark.compose, pytest.mark.timeout(3600)]
 
 ROOT = Path(__file__).resolve().parents[2]
 PASSWORD = "Compose-Test-Password-1"
@@ -46,6 +48,7 @@ TIMINGS: dict[str, float] = {}
 SEED = r"""
 import os, sys
 from iacs.directory import Directory
+from iacs.directory.errors import AlreadyExists
 from iacs.domain import Membership, Person, Role, ScopeKind
 from iacs.settings import load_settings
 
@@ -54,12 +57,18 @@ root_dn = f"cn=admin,{settings.ldap.base_dn}"
 with Directory(settings.ldap, bind_dn=root_dn,
                password=settings.ldap.root_password.get_secret_value()) as directory:
     for username in sys.argv[2:]:
-        directory.add_person(
-            Person(username=username, display_name=f"{username.title()} Compose",
-                   email=f"{username}@example.test"),
-            sys.argv[1],
-        )
-    directory.add_member(Membership(Role.HELP_DESK, ScopeKind.SYSTEM), "helpdesk")
+        try:
+            directory.add_person(
+                Person(username=username, display_name=f"{username.title()} Compose",
+                       email=f"{username}@example.test"),
+                sys.argv[1],
+            )
+        except AlreadyExists:
+            pass
+    try:
+        directory.add_member(Membership(Role.HELP_DESK, ScopeKind.SYSTEM), "helpdesk")
+    except AlreadyExists:
+        pass
 print("seeded")
 """
 
@@ -68,6 +77,8 @@ print("seeded")
 class Chain:
     """What the tests of this module pass on to each other (they run in order)."""
 
+    person: str = field(default_factory=lambda: f"olivia{secrets.randbelow(10**6)}")
+    identifier: str = field(default_factory=lambda: f"{secrets.randbelow(10**9):09d}")
     organization_id: str = ""
     tokens: dict[str, dict] = field(default_factory=dict)
 
@@ -90,12 +101,22 @@ def engine() -> Iterator[DockerEngine]:
 def deployment(
     engine: DockerEngine, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[ComposeProject]:
-    state = tmp_path_factory.mktemp("compose-state")
+    """The deployment, fresh (volumes removed before and after).
+
+    ``IACS_COMPOSE_REUSE=<dir>`` keeps the state (secrets, CA, port) in ``<dir>`` and the
+    containers and volumes between runs, for working on these tests; the run is then no longer
+    from scratch.
+    """
+    reuse = os.environ.get("IACS_COMPOSE_REUSE")
+    state = Path(reuse) if reuse else tmp_path_factory.mktemp("compose-state")
+    state.mkdir(parents=True, exist_ok=True)
+    port_file = state / "port"
+    port = int(port_file.read_text()) if reuse and port_file.exists() else free_port()
+    port_file.write_text(str(port))
     started = time.monotonic()
     for name, seconds in build_images(engine, ROOT, log=state / "build.log").items():
         TIMINGS[f"build {name}"] = seconds
     TIMINGS["build all"] = time.monotonic() - started
-    port = free_port()
     project = ComposeProject(
         engine,
         ROOT,
@@ -104,7 +125,8 @@ def deployment(
         name="iacs-test",
         applications={APPLICATION: f"https://localhost:{port}/psr/oidc/callback"},
     )
-    project.down(volumes=True)  # nothing left from an interrupted run
+    if not reuse:
+        project.down(volumes=True)  # nothing left from an interrupted run
     started = time.monotonic()
     try:
         project.up()
@@ -113,7 +135,8 @@ def deployment(
     finally:
         logs = project.compose("logs", "--no-color", check=False)
         (state / "compose.log").write_text(logs.stdout + logs.stderr)
-        project.down(volumes=True)
+        if not reuse:
+            project.down(volumes=True)
         print("\ncompose timings (s): " + json.dumps({k: round(v, 1) for k, v in TIMINGS.items()}))
 
 
@@ -128,6 +151,7 @@ def chain() -> Chain:
 
 def _session(project: ComposeProject) -> requests.Session:
     session = requests.Session()
+    session.trust_env = False  # else REQUESTS_CA_BUNDLE of the machine wins over verify
     session.verify = str(project.ca_file)
     return session
 
@@ -236,8 +260,9 @@ def test_only_the_proxy_is_published_and_it_speaks_tls_only(deployment: ComposeP
     with_ports = [line for line in published.splitlines() if "->" in line]
     assert len(with_ports) == 1 and "proxy" in with_ports[0], published
     assert f"127.0.0.1:{deployment.port}->8443/tcp" in with_ports[0]
-    with pytest.raises(requests.ConnectionError):
-        requests.get(f"http://127.0.0.1:{deployment.port}/healthz", timeout=5)
+    plain = requests.get(f"http://127.0.0.1:{deployment.port}/healthz", timeout=5)
+    assert plain.status_code == 400, "plain HTTP must not reach the portal"
+    assert "directory" not in plain.text
 
 
 def test_images_run_as_non_root_users(deployment: ComposeProject) -> None:
@@ -266,10 +291,10 @@ def test_register_approve_claim(deployment: ComposeProject, chain: Chain) -> Non
         SEED,
         PASSWORD,
         "helpdesk",
-        "olivia",
+        chain.person,
     )
     assert "seeded" in seeded.stdout, seeded.stdout + seeded.stderr
-    olivia = _sign_in(deployment, "olivia")["access_token"]
+    olivia = _sign_in(deployment, chain.person)["access_token"]
     filed = _api(
         deployment,
         olivia,
@@ -278,7 +303,7 @@ def test_register_approve_claim(deployment: ComposeProject, chain: Chain) -> Non
         {
             "kind": "register_organization",
             "name": "Compose General",
-            "identifier": "987654321",
+            "identifier": chain.identifier,
             "provider_type": "hospital",
         },
     )
@@ -293,7 +318,7 @@ def test_register_approve_claim(deployment: ComposeProject, chain: Chain) -> Non
     )
     assert decided.status_code == 200, decided.text
     chain.organization_id = filed.json()["organization_id"]
-    chain.tokens["olivia"] = _wait_for_claim(deployment, "olivia", chain.organization_id)
+    chain.tokens[chain.person] = _wait_for_claim(deployment, chain.person, chain.organization_id)
 
 
 def test_down_and_up_keep_every_approved_role(deployment: ComposeProject, chain: Chain) -> None:
@@ -302,17 +327,17 @@ def test_down_and_up_keep_every_approved_role(deployment: ComposeProject, chain:
     started = time.monotonic()
     deployment.up()
     TIMINGS["up (warm volumes)"] = time.monotonic() - started
-    tokens = _sign_in(deployment, "olivia", APPLICATION)
+    tokens = _sign_in(deployment, chain.person, APPLICATION)
     assert _security_official_of(_claims(tokens["access_token"]), chain.organization_id)
-    me = _api(deployment, _sign_in(deployment, "olivia")["access_token"], "GET", "/me")
+    me = _api(deployment, _sign_in(deployment, chain.person)["access_token"], "GET", "/me")
     assert me.status_code == 200, me.text
     roles = {(m["role"], m["scope_id"]) for m in me.json()["memberships"]}
     assert ("security_official", chain.organization_id) in roles
-    chain.tokens["olivia"] = tokens
+    chain.tokens[chain.person] = tokens
 
 
 def test_revoke_and_the_refresh_is_refused(deployment: ComposeProject, chain: Chain) -> None:
-    assert chain.tokens.get("olivia"), "needs the tests above"
+    assert chain.tokens.get(chain.person), "needs the tests above"
     helpdesk = _sign_in(deployment, "helpdesk")["access_token"]
     revoked = _api(
         deployment,
@@ -320,7 +345,7 @@ def test_revoke_and_the_refresh_is_refused(deployment: ComposeProject, chain: Ch
         "POST",
         "/revocations",
         {
-            "username": "olivia",
+            "username": chain.person,
             "role": "security_official",
             "scope_kind": "organization",
             "scope_id": chain.organization_id,
@@ -330,7 +355,7 @@ def test_revoke_and_the_refresh_is_refused(deployment: ComposeProject, chain: Ch
     assert revoked.status_code == 204, revoked.text
     deadline = time.monotonic() + 120
     while True:
-        answer = _refresh(deployment, chain.tokens["olivia"]["refresh_token"])
+        answer = _refresh(deployment, chain.tokens[chain.person]["refresh_token"])
         if answer.status_code == 400:
             assert answer.json().get("error") == "invalid_grant", answer.text
             break
