@@ -369,6 +369,8 @@ class ComposeProject:
     port: int
     hostname: str = "localhost"
     name: str = COMPOSE_PROJECT
+    subnet: str = "10.213.7.0/24"
+    """The compose network; the proxy takes its address .250 (projects on one engine differ)."""
     applications: Mapping[str, str] = field(default_factory=dict)
     """Integrated applications to register: client id → redirect URI (secrets are generated)."""
     values: dict[str, str] = field(default_factory=dict)
@@ -424,6 +426,8 @@ class ComposeProject:
             "IACS_PORTAL_PUBLIC_URL": self.public_url,
             "IACS_TLS_DIR": str(self.tls_dir),
             "IACS_PROXY_PUBLISH": f"127.0.0.1:{self.port}",
+            "IACS_SUBNET": self.subnet,
+            "IACS_PROXY_ADDRESS": str(ipaddress.ip_network(self.subnet)[250]),
         }
         env.update({spec.variable: spec.local_name for spec in IMAGES})
         return env

@@ -123,6 +123,7 @@ def deployment(
         state,
         port=port,
         name="iacs-test",
+        subnet="10.213.8.0/24",  # not the launcher's: both may live on one engine
         applications={APPLICATION: f"https://localhost:{port}/psr/oidc/callback"},
     )
     if not reuse:
