@@ -639,11 +639,15 @@ def run_foreground(
             f"Keycloak {project.keycloak_public_url}/ (CA {project.ca_file}); "
             f"secrets in {env_file}. Ctrl-C stops."
         )
-        with contextlib.suppress(KeyboardInterrupt):
+        try:
             while engine.process.running:
                 time.sleep(1)
-        if not keep:
-            project.down()
+        except KeyboardInterrupt:
+            pass
+        finally:  # Ctrl-C, SIGTERM (SystemExit) or the engine gone: stop, keep the volumes
+            if not keep and engine.process.running:
+                echo("stopping (volumes kept)")
+                project.down()
     finally:
         engine.stop()
 
