@@ -626,6 +626,8 @@ def run_foreground(
     every approved role again; ``iacs compose reset`` removes them.
     """
     started = time.monotonic()
+    state_dir.mkdir(parents=True, exist_ok=True)
+    os.chmod(state_dir, 0o700)
     engine = start_engine()
     try:
         echo(f"engine: {engine.host} (data in {engine.root})")
