@@ -163,3 +163,28 @@ def test_every_command_is_one_the_cli_has() -> None:
             continue
         result = CliRunner().invoke(main, [*command[1:3], "--help"])
         assert result.exit_code == 0, f"{name}: {' '.join(command)} is not a CLI command"
+
+
+def test_the_launcher_sets_every_variable_the_file_requires(tmp_path: Path) -> None:
+    from iacs.stack.docker import ComposeProject
+
+    required = set(re.findall(r"\$\{([A-Z0-9_]+):\?", (ROOT / "docker-compose.yml").read_text()))
+    project = ComposeProject(engine=None, project_dir=ROOT, state_dir=tmp_path, port=18443)  # type: ignore[arg-type]
+    missing = required - set(project.environment())
+    assert not missing, f"iacs compose up would not set: {missing}"
+    assert (tmp_path / "tls" / "keycloak.key").exists()
+    assert oct((tmp_path / "secrets.json").stat().st_mode & 0o777) == "0o600"
+
+
+def test_the_test_ca_signs_what_the_proxy_and_keycloak_serve(tmp_path: Path) -> None:
+    from cryptography import x509
+
+    from iacs.stack.docker import make_test_ca
+
+    make_test_ca(tmp_path, ["localhost", "127.0.0.1"])
+    ca = x509.load_pem_x509_certificate((tmp_path / "ca.crt").read_bytes())
+    for name, expected in (("proxy", "localhost"), ("keycloak", "keycloak")):
+        cert = x509.load_pem_x509_certificate((tmp_path / f"{name}.crt").read_bytes())
+        cert.verify_directly_issued_by(ca)
+        names = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+        assert expected in names.get_values_for_type(x509.DNSName)
