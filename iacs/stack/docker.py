@@ -330,6 +330,8 @@ def build_images(
                 f"building {spec.local_name} from {spec.dockerfile} failed:\n"
                 f"{(result.stdout + result.stderr)[-4000:]}"
             )
+    # vfs stores every layer as a full copy: drop the images a rebuild left without a name.
+    engine.docker("image", "prune", "--force", check=False, timeout=600)
     return timings
 
 
