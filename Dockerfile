@@ -40,6 +40,9 @@ RUN printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d && chmod +x /usr/sbin
  && mkdir -p /var/lib/iacs/ldap /var/lib/iacs/sync \
  && chown -R iacs:iacs /var/lib/iacs && chmod 0700 /var/lib/iacs/ldap
 COPY --from=build /opt/iacs /opt/iacs
+# Where `iacs directory serve --publish-ca` puts the directory's CA for its clients (a volume
+# the clients mount read-only; a fresh volume takes this owner and mode from the image).
+RUN install -d -o iacs -g iacs -m 0755 /var/lib/iacs/directory-ca
 USER iacs
 WORKDIR /var/lib/iacs
 CMD ["iacs", "--help"]

@@ -2,7 +2,8 @@
 
 ``create_app`` assembles the application from small setup functions; every collaborator that
 talks to a server (the service over the directory, the OIDC client, the bearer-token verifier)
-can be injected, so tests pass in ones bound to their own slapd subtree and Keycloak realm.
+can be injected, so tests pass in ones bound to their own slapd subtree and Keycloak realm. The
+service is always passed in: the composition root builds it (``iacs.wiring.build_portal``).
 """
 
 from __future__ import annotations
@@ -15,6 +16,9 @@ from flask import Flask
 from flask.json.provider import DefaultJSONProvider
 from werkzeug.middleware.proxy_fix import ProxyFix
 
+from approval_portal import api, auth, backchannel, errors, limits, pages, security, sessions
+from approval_portal.sessions import StoreNotConfigured
+from iacs.service.views import ViewService
 from iacs.settings import Settings, load_settings, require_secrets
 
 MAX_BODY_BYTES = 64 * 1024
@@ -43,7 +47,7 @@ def create_app(
     app.config["IACS_SETTINGS"] = settings
     app.config["MAX_CONTENT_LENGTH"] = MAX_BODY_BYTES
     app.config["SECRET_KEY"] = settings.portal.secret_key.get_secret_value()
-    app.json.sort_keys = False  # type: ignore[attr-defined]
+    app.json.sort_keys = False
     app.jinja_env.trim_blocks = True
     app.jinja_env.lstrip_blocks = True
     if settings.portal.trusted_proxies:
@@ -62,12 +66,8 @@ def create_app(
 
 def check_settings(settings: Settings, *, store_given: bool = False) -> None:
     """The portal's own secrets and its session store, read now so a bad start fails at once."""
-    from approval_portal.sessions import StoreNotConfigured
-
     portal, keycloak, ldap = settings.portal, settings.keycloak, settings.ldap
-    require_secrets(
-        settings, portal.secret_key, keycloak.portal_client_secret, ldap.portal_bind_password
-    )
+    require_secrets(portal.secret_key, keycloak.portal_client_secret, ldap.portal_bind_password)
     if portal.session_store_url is None and not store_given:
         raise StoreNotConfigured(
             "IACS_PORTAL__SESSION_STORE_URL must be set (redis://:<password>@host:port/0): the "
@@ -107,38 +107,26 @@ class BoundedJSONProvider(DefaultJSONProvider):
 
 
 def _setup_service(app: Flask, settings: Settings, service: Any, views: Any) -> None:
-    from iacs.service.views import ViewService
-
     if service is None:
-        from iacs.wiring import build_service
-
-        service = build_service(settings)
+        raise TypeError("create_app needs a service: iacs.wiring.build_portal builds one")
     app.extensions["iacs.service"] = service
     app.extensions["iacs.views"] = views or ViewService(service)
 
 
 def _setup_security(app: Flask, settings: Settings) -> None:
-    from approval_portal import security
-
     security.init_app(app, settings)
 
 
 def _setup_sessions(app: Flask, settings: Settings, session_store: redis.Redis | None) -> None:
-    from approval_portal import limits, sessions
-
     client = sessions.init_app(app, settings, session_store)
     limits.init_app(app, settings, client)
 
 
 def _setup_auth(app: Flask, settings: Settings, oauth_client: Any, token_verifier: Any) -> None:
-    from approval_portal import auth
-
     auth.init_app(app, settings, oauth_client, token_verifier)
 
 
 def _setup_routes(app: Flask) -> None:
-    from approval_portal import api, backchannel, errors, pages
-
     errors.init_app(app)
     app.register_blueprint(backchannel.blueprint)
     app.register_blueprint(pages.blueprint)

@@ -10,7 +10,7 @@ every refusal is ``{"error": {"code", "message", "rule"}}`` with the service err
 from __future__ import annotations
 
 from importlib import resources
-from typing import Any
+from typing import Any, cast
 
 from flask import Blueprint, Response, abort, current_app, g, jsonify, request
 
@@ -150,7 +150,7 @@ def revoke():
     """LC-1: end a role; naming oneself is a resignation."""
     data = _body({"username", "role", "scope_kind", "scope_id", "organization_id", "reason"})
     membership = shapes.membership_from(data)
-    holder = data.get("username")
+    holder = cast(str, data.get("username"))  # the service checks it
     _service().revoke(g.username, holder, membership, data.get("reason", ""))
     return Response(status=204)
 
@@ -188,7 +188,11 @@ def _args() -> dict[str, str]:
 def replace_security_official(org_id: str):
     """LC-4: the help desk names the successor of a departed Security Official."""
     data = _body({"successor"})
-    request_ = _service().replace_security_official(g.username, org_id, data.get("successor"))
+    request_ = _service().replace_security_official(
+        g.username,
+        org_id,
+        cast(str, data.get("successor")),  # the service checks it
+    )
     return jsonify(shapes.request_json(request_))
 
 

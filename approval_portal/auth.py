@@ -37,6 +37,7 @@ from joserfc.errors import InvalidKeyIdError, JoseError
 from joserfc.jwk import KeySet
 
 from approval_portal.limits import refused_too_often
+from approval_portal.mfa import SecondFactorRequired, require_mfa
 from approval_portal.sessions import SIGNED_IN_AT, PortalSessionInterface
 from iacs.settings import Settings
 
@@ -67,8 +68,10 @@ def init_app(
             issuer=settings.keycloak.issuer,
             audience=settings.keycloak.portal_client_id,
             jwks=keys,
+            second_factor_required=settings.portal.second_factor_required,
         )
     app.extensions["iacs.tokens"] = token_verifier
+    app.extensions["iacs.second_factor_required"] = settings.portal.second_factor_required
     app.register_blueprint(blueprint)
 
 
@@ -130,12 +133,18 @@ class TokenVerifier:
     """Verifies access tokens the realm issued to the portal client, against the realm's JWKS."""
 
     def __init__(
-        self, issuer: str, audience: str, jwks: Callable[[bool], dict], leeway: int = 30
+        self,
+        issuer: str,
+        audience: str,
+        jwks: Callable[[bool], dict],
+        leeway: int = 30,
+        second_factor_required: bool = True,
     ) -> None:
         self.issuer = issuer
         self.audience = audience
         self.jwks = jwks
         self.leeway = leeway
+        self.second_factor_required = second_factor_required
 
     def verify(self, raw: str) -> dict[str, Any]:
         if not raw or len(raw) > 8192 or raw.count(".") != 2:
@@ -159,12 +168,16 @@ class TokenVerifier:
         )
         try:
             registry.validate(token.claims)
+            if self.second_factor_required:
+                require_mfa(token.claims)
         except JoseError as exc:
             raise InvalidToken(f"the bearer token was refused ({exc.error})") from exc
+        except SecondFactorRequired as exc:
+            raise InvalidToken(str(exc)) from exc
         return token.claims
 
     def _decode(self, raw: str, *, force: bool):
-        keys = KeySet.import_key_set(self.jwks(force))
+        keys = KeySet.import_key_set(self.jwks(force))  # type: ignore[arg-type]  # a JWKS dict
         return jwt.decode(raw, keys, algorithms=SIGNING_ALGORITHMS)
 
 
@@ -225,6 +238,8 @@ def login():
     client = current_app.extensions["iacs.oauth"]
     settings: Settings = current_app.config["IACS_SETTINGS"]
     redirect_uri = settings.portal.public_url.rstrip("/") + url_for("auth.callback")
+    if request.args.get("reauthenticate"):  # after a sign-in without the second factor it needs
+        return client.authorize_redirect(redirect_uri, prompt="login")
     return client.authorize_redirect(redirect_uri)
 
 
@@ -251,6 +266,12 @@ def callback():
     username = userinfo.get("preferred_username")
     if not userinfo or not isinstance(username, str) or not username:
         abort(400, description="sign-in failed: the identity provider sent no verified ID token")
+    try:
+        if current_app.extensions["iacs.second_factor_required"]:
+            require_mfa(userinfo)
+    except SecondFactorRequired as exc:
+        session.clear()
+        abort(403, description=f"{exc} (/auth/login?reauthenticate=1)")
     target = safe_next(session.get("after_login")) or "/"
     start_session(username, userinfo)
     return redirect(target)

@@ -10,7 +10,25 @@ from flask import Flask, Response, jsonify, render_template, request
 from flask_wtf.csrf import CSRFError
 from werkzeug.exceptions import HTTPException
 
-from iacs.service.errors import ServiceError
+from iacs.service.errors import (
+    Conflict,
+    Forbidden,
+    InvalidInput,
+    NotFound,
+    RuleRefused,
+    ServiceError,
+    Unavailable,
+)
+
+_SERVICE_STATUS: dict[type[ServiceError], int] = {
+    InvalidInput: 400,
+    Forbidden: 403,
+    NotFound: 404,
+    Conflict: 409,
+    RuleRefused: 422,
+    Unavailable: 503,
+}
+"""The HTTP status of each service error (the one place that knows; the service knows no HTTP)."""
 
 _HTTP_CODES = {
     400: "bad_request",
@@ -25,6 +43,14 @@ _HTTP_CODES = {
     429: "too_many_requests",
     503: "unavailable",
 }
+
+
+def status_of(exc: ServiceError) -> int:
+    """The status of a service error: its class's, or its nearest base's (400 at the root)."""
+    for kind in type(exc).__mro__:
+        if kind in _SERVICE_STATUS:
+            return _SERVICE_STATUS[kind]
+    return 400
 
 
 def wants_json() -> bool:
@@ -49,7 +75,7 @@ def error_response(status: int, code: str, message: str, rule: str = "") -> Resp
 def init_app(app: Flask) -> None:
     @app.errorhandler(ServiceError)
     def _service_error(exc: ServiceError) -> Response:
-        return error_response(exc.status, exc.code, exc.message, exc.rule)
+        return error_response(status_of(exc), exc.code, exc.message, exc.rule)
 
     @app.errorhandler(CSRFError)
     def _csrf_error(exc: CSRFError) -> Response:

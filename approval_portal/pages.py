@@ -23,7 +23,7 @@ from flask import (
     url_for,
 )
 
-from approval_portal import shapes
+from approval_portal import errors, shapes
 from approval_portal.auth import load_session_user, login_required, safe_next
 from approval_portal.forms import FORMS, PROVIDER_TYPE_LABELS, organization_reference
 from iacs.domain import RequestKind
@@ -49,8 +49,9 @@ def _render(template: str, http_status: int = 200, **context: Any) -> tuple[str,
 
 def _refused(exc: ServiceError, back: str) -> tuple[str, int]:
     """A refused action: the service's message, its rule, and a way back."""
+    status = errors.status_of(exc)
     return _render(
-        "error.html", exc.status, status=exc.status, message=exc.message, rule=exc.rule, back=back
+        "error.html", status, status=status, message=exc.message, rule=exc.rule, back=back
     )
 
 
@@ -110,7 +111,9 @@ def new_request(slug: str):
         try:
             filed = shapes.submit(_service(), g.username, form.kind, fields)
         except ServiceError as exc:
-            return _render("request_form.html", exc.status, form=form, values=values, error=exc)
+            return _render(
+                "request_form.html", errors.status_of(exc), form=form, values=values, error=exc
+            )
         flash(f"Your request was filed (reference {filed.id}); it is waiting for approval.")
         return redirect(url_for("pages.my_requests"))
     return _render("request_form.html", form=form, values=values, error=None)

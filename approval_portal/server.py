@@ -8,8 +8,10 @@ thread crosses a fork. SIGTERM stops the workers gracefully within a few seconds
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
+from flask import Flask
 from gunicorn.app.base import BaseApplication
 
 from approval_portal import check_settings
@@ -20,8 +22,8 @@ from iacs.settings import MissingSecret, Settings, SettingsError
 class PortalServer(BaseApplication):
     """gunicorn configured from arguments rather than a command line or a config file."""
 
-    def __init__(self, settings: Settings, options: dict[str, Any]) -> None:
-        self.settings = settings
+    def __init__(self, build_app: Callable[[], Flask], options: dict[str, Any]) -> None:
+        self.build_app = build_app
         self.options = options
         super().__init__()
 
@@ -29,20 +31,35 @@ class PortalServer(BaseApplication):
         for key, value in self.options.items():
             self.cfg.set(key, value)
 
-    def load(self) -> Any:
-        from approval_portal import create_app
+    def load(self) -> Flask:
+        """Called in each worker process after the fork: the app and its connections are its own."""
+        return self.build_app()
 
-        return create_app(self.settings)
 
+def serve(
+    build_app: Callable[[], Flask],
+    *,
+    settings: Settings,
+    host: str,
+    port: int,
+    workers: int,
+    threads: int,
+    preflight: Callable[[], None] | None = None,
+) -> None:
+    """Run until SIGTERM or SIGINT; ``build_app`` (from the composition root) runs per process.
 
-def serve(settings: Settings, *, host: str, port: int, workers: int, threads: int) -> None:
-    """Run until SIGTERM or SIGINT; refuse to start (naming the setting) before any fork."""
+    The portal's secrets and session store are checked first, then ``preflight`` (the
+    composition root's check of the servers), before any fork: a bad start fails once, with
+    the setting or the server named.
+    """
     try:
         check_settings(settings)
     except (MissingSecret, StoreNotConfigured) as exc:
         raise SettingsError(f"the portal cannot start: {exc}") from None
+    if preflight is not None:
+        preflight()
     PortalServer(
-        settings,
+        build_app,
         {
             "bind": f"{host}:{port}",
             "workers": workers,

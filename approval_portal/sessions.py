@@ -79,7 +79,7 @@ class PortalSessionInterface(RedisSessionInterface):
         self.lifetime = lifetime
 
     def open_session(self, app: Flask, request: Request) -> PortalSession:
-        session: PortalSession = super().open_session(app, request)  # type: ignore[assignment]
+        session: PortalSession = super().open_session(app, request)
         cookie = request.cookies.get(app.config["SESSION_COOKIE_NAME"])
         session.stored = bool(cookie) and session.sid == cookie
         signed_in_at = session.get(SIGNED_IN_AT)
@@ -130,10 +130,10 @@ class PortalSessionInterface(RedisSessionInterface):
         keys = [SID_INDEX + oidc_sid] if oidc_sid else [SUB_INDEX + (oidc_sub or "")]
         sids: set[bytes] = set()
         for key in keys:
-            sids |= self.client.smembers(key)  # type: ignore[operator]
+            sids |= self.client.smembers(key)
         ended = 0
         if sids:
-            ended = int(self.client.delete(*(SESSION_PREFIX.encode() + s for s in sids)))  # type: ignore[arg-type]
+            ended = int(self.client.delete(*(SESSION_PREFIX.encode() + s for s in sids)))
         self.client.delete(*keys)
         return ended
 

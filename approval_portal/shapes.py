@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from dataclasses import asdict
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
 from iacs.domain import (
     AuditRecord,
@@ -105,7 +105,7 @@ SUBMITTERS: dict[RequestKind, tuple[set[str], Submitter]] = {
 
 def request_kind(value: object) -> RequestKind:
     try:
-        return RequestKind(value)
+        return RequestKind(cast(str, value))  # anything else is refused just below
     except ValueError:
         raise InvalidInput(
             "kind", f"must be one of {', '.join(k.value for k in RequestKind)}"
@@ -121,11 +121,11 @@ def submit(service: AccessService, username: str, kind: RequestKind, fields: Map
 def membership_from(fields: Mapping[str, Any]) -> Membership:
     """A membership named by its role and scope (the target of a revocation or a resignation)."""
     try:
-        role = Role(fields.get("role"))
+        role = Role(cast(str, fields.get("role")))
     except ValueError:
         raise InvalidInput("role", "is not a known role") from None
     try:
-        scope_kind = ScopeKind(fields.get("scope_kind"))
+        scope_kind = ScopeKind(cast(str, fields.get("scope_kind")))
     except ValueError:
         raise InvalidInput("scope_kind", "is not a known scope") from None
     scope_id = fields.get("scope_id") or ""

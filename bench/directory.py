@@ -16,6 +16,8 @@ from pathlib import Path
 
 import ldap3
 
+from iacs.stack.slapd import start_slapd
+
 from .generate import Community
 
 
@@ -40,8 +42,6 @@ def _slapadd() -> str:
 
 def load_community(community: Community, run_dir: Path) -> LoadedDirectory:
     """Start slapd in ``run_dir`` with ``community`` loaded by ``slapadd``; the caller stops it."""
-    from iacs.stack.slapd import start_slapd
-
     run_dir.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
     ldif_path = run_dir / "community.ldif"
@@ -91,9 +91,7 @@ def add_help_desk(slapd, community: Community) -> None:
     members = [community.person_dn(name) for name in community.help_desk()]
     if not members:
         return
-    connection = ldap3.Connection(
-        slapd.url, slapd.root_dn, slapd.root_password, auto_bind=True, raise_exceptions=True
-    )
+    connection = slapd.connect()  # the root DN, over verified ldaps
     try:
         connection.modify(
             f"cn=help-desk,ou=system,{community.base_dn}",

@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+from iacs.directory.mapping import to_generalized_time
 from iacs.domain import Membership, ProviderType, RequestKind, Role, ScopeKind
 
 DEFAULT_BASE_DN = "dc=iacs,dc=example"
@@ -657,7 +658,7 @@ def _line(name: str, value: str) -> str:
 
 
 def _gtime(moment: datetime) -> str:
-    return moment.astimezone(UTC).strftime("%Y%m%d%H%M%SZ")
+    return to_generalized_time(moment, fraction="none")
 
 
 def _membership_key(membership: Membership) -> tuple[str, str, str, str]:

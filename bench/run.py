@@ -31,10 +31,29 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import requests
+
+from iacs.settings import load_settings
+from iacs.stack.keycloak import KEYCLOAK_VERSION, start_keycloak
+from iacs.stack.process import ManagedProcess, free_port, port_open, tail
+from keycloak_config.apply import apply_from_settings
+
+from .anchors import admin_api_user_creation, ldap_full_sync
+from .directory import load_community
 from .generate import SIZES, Community, generate
 from .memory import PeakMemory
+from .portal import (
+    approve_and_revoke,
+    candidates,
+    concurrent_decisions,
+    latency_measurement,
+    refused_with,
+)
+from .profile import sampled
 from .progress import Progress
 from .report import MEASURED, Measurement, Results, machine_info, software_versions, write_results
+from .stats import percentile
+from .tokens import AdminApi, OidcClient
 
 REPO = Path(__file__).resolve().parent.parent
 APP_CLIENT = "pqri-feedback-reports"
@@ -147,8 +166,6 @@ class Bench:
     # -- servers ------------------------------------------------------------------------------
 
     def load_directory(self) -> None:
-        from .directory import load_community
-
         with self.progress.stage("generate and load the directory"):
             started = time.perf_counter()
             self.community = generate(self.size)
@@ -169,16 +186,13 @@ class Bench:
         )
 
     def start_keycloak(self) -> None:
-        from iacs.stack.keycloak import KEYCLOAK_VERSION, start_keycloak
-
-        from .tokens import AdminApi
-
         with self.progress.stage("start Keycloak"):
             started = time.perf_counter()
             self.keycloak = start_keycloak(
                 self.run_dir / "keycloak",
                 admin_username="admin",
                 admin_password=self.secrets["keycloak_admin"],
+                truststore_paths=[self.slapd.ca_file],  # the directory is ldaps only
             )
         self.results.setup["keycloak_start_seconds"] = round(time.perf_counter() - started, 1)
         self.results.versions["keycloak"] = KEYCLOAK_VERSION
@@ -202,6 +216,8 @@ class Bench:
                 "IACS_KEYCLOAK__PORTAL_CLIENT_SECRET": self.secrets["portal_client"],
                 "IACS_PORTAL__SECRET_KEY": self.secrets["portal_key"],
                 "IACS_PORTAL__SESSION_COOKIE_SECURE": "false",
+                # The load generator signs officials in with the password grant (no TOTP).
+                "IACS_PORTAL__SECOND_FACTOR_REQUIRED": "false",
                 "IACS_SYNC__CURSOR_FILE": str(self.run_dir / "sync-cursor.json"),
             }
         )
@@ -210,8 +226,6 @@ class Bench:
 
     def settings(self, **extra: str):
         """``iacs.settings.Settings`` for this run (the same values as ``settings_env``)."""
-        from iacs.settings import load_settings
-
         saved = dict(os.environ)
         try:
             os.environ.update(self.settings_env(**extra))
@@ -225,8 +239,6 @@ class Bench:
         if reason:
             self.realm_ready = reason
             return
-        from keycloak_config.apply import apply_from_settings
-
         with self.progress.stage("apply the realm as code"):
             apply_from_settings(
                 self.settings(),
@@ -240,8 +252,6 @@ class Bench:
 
     def spawn(self, name: str, argv: list[str], env: dict[str, str]) -> Any:
         """A Python child of ours (the portal, the sync worker), watched for memory."""
-        from iacs.stack.process import ManagedProcess
-
         process = ManagedProcess(
             name,
             [sys.executable, *argv],
@@ -269,8 +279,6 @@ class Bench:
 
     def sync_once(self, label: str) -> dict[str, Any]:
         """One full reconcile in its own process (``bench.sync_once``); its JSON summary."""
-        from iacs.stack.process import ManagedProcess
-
         out = self.run_dir / f"sync-once-{label}.json"
         process = ManagedProcess(
             f"sync once ({label})",
@@ -279,8 +287,6 @@ class Bench:
             env={**os.environ, "PYTHONPATH": str(REPO), **self.settings_env()},
             cwd=REPO,
         )
-        from .profile import sampled
-
         started = time.perf_counter()
         process.start()
         self.memory.watch("sync worker", process.process.pid)
@@ -290,15 +296,13 @@ class Bench:
         if profile:
             self.profiles[f"sync once ({label})"] = profile[0]
         if code != 0:
-            from iacs.stack.process import tail
-
             raise RuntimeError(f"sync once exited with {code}:\n{tail(process.log_path, 15)}")
         summary = json.loads(out.read_text())
         summary["wall_seconds"] = wall
         return summary
 
     def cold_projection_and_no_change(self) -> None:
-        reason = self.realm_ready or missing_piece("sync.worker", "run_once")
+        reason = self.realm_ready or missing_piece("sync.main", "run_once")
         if reason:
             self.skip("cold_projection", reason)
             self.skip("no_change", reason)
@@ -386,8 +390,6 @@ class Bench:
         return sum(1 for event in events if event.get("time", 0) >= since_ms)
 
     def anchors(self) -> None:
-        from .anchors import admin_api_user_creation, ldap_full_sync
-
         assert self.community is not None
         community = self.community
         role_groups = (
@@ -427,14 +429,12 @@ class Bench:
         The portal nudges the worker after each decision (the worker's poll of the change feed
         is the safety net), as in a deployment.
         """
-        from iacs.stack.process import free_port, port_open
-
         portal_reason = (
             self.realm_ready
             or missing_piece("approval_portal", "create_app")
             or missing_piece("iacs.directory", "Directory")
         )
-        worker_reason = self.realm_ready or missing_piece("sync.worker", "run_forever")
+        worker_reason = self.realm_ready or missing_piece("sync.main", "run_forever")
         worker_port, portal_port = free_port(), free_port()
         worker_listen = f"127.0.0.1:{worker_port}"
         portal_url = f"http://127.0.0.1:{portal_port}"
@@ -469,15 +469,6 @@ class Bench:
             self.skip("revocation", lifecycle_reason)
         if portal_reason:
             return
-        from .portal import (
-            approve_and_revoke,
-            candidates,
-            concurrent_decisions,
-            latency_measurement,
-        )
-        from .profile import sampled
-        from .tokens import OidcClient
-
         assert self.community is not None
         settings = self.settings()
         portal_client = OidcClient(
@@ -537,8 +528,6 @@ class Bench:
                 2.0,
             )
             m.numbers["timeouts"] = run.revocation_timeouts
-            from .portal import refused_with
-
             m.notes.append(f"refresh refused with: {dict(refused_with)}")
             _count_timeouts(m, run.revocation_timeouts)
             return m
@@ -571,8 +560,6 @@ class Bench:
             if m.status == MEASURED:
                 approvals = sorted(run.approvals)
                 rejections = sorted(run.rejections)
-                from .stats import percentile
-
                 m.numbers.update(
                     {
                         "approve_p50_ms": round(percentile(approvals, 50) * 1000, 1),
@@ -649,8 +636,6 @@ def _count_timeouts(measurement: Measurement, timeouts: int) -> None:
 
 def _first_run_done(listen: str) -> bool:
     """The worker's ``/healthz`` reports a successful run (its start-up full reconcile)."""
-    import requests
-
     response = requests.get(f"http://{listen}/healthz", timeout=5)
     return response.status_code == 200 and bool(response.json().get("last_success"))
 

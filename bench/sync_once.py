@@ -1,4 +1,4 @@
-"""``python -m bench.sync_once OUT.json``: one ``sync.worker.run_once`` in a process of its own.
+"""``python -m bench.sync_once OUT.json``: one ``sync.main.run_once`` in a process of its own.
 
 Run by the benchmark so that the reconcile's time excludes the interpreter's start and its
 memory is its own. Writes ``{"seconds", "writes", "stages", "summary"}`` to ``OUT.json``.
@@ -13,6 +13,9 @@ import time
 from pathlib import Path
 from typing import Any
 
+from iacs.settings import load_settings
+from sync.main import run_once
+
 
 def _as_dict(value: Any) -> dict[str, Any]:
     if hasattr(value, "summary") and callable(value.summary):
@@ -25,9 +28,6 @@ def _as_dict(value: Any) -> dict[str, Any]:
 
 
 def main(out: Path) -> None:
-    from iacs.settings import load_settings
-    from sync.worker import run_once
-
     settings = load_settings()
     started = time.perf_counter()
     result = run_once(settings)

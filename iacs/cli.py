@@ -1,23 +1,65 @@
 """The ``iacs`` command: run the stack, apply the realm, run the sync worker, run maintenance.
 
-Heavy modules are imported inside each command so that ``iacs --help`` and settings errors are
-instant, and a missing prerequisite is reported by the command that needs it.
+With ``iacs.wiring`` this is the composition root: the one place that imports every layer
+(portal, sync worker, realm applier, launchers) and hands each its collaborators. Imports are
+at the top so that a broken one fails ``iacs --help`` (and ``tests/test_cli.py``), not the
+command in production.
 """
 
 from __future__ import annotations
 
 import json
+import signal
 import sys
 from pathlib import Path
 
 import click
+from tqdm import tqdm
 
-from iacs.settings import SettingsError, load_settings
+from approval_portal.server import serve as serve_portal
+from iacs.cli_errors import CommandContext, explain
+from iacs.settings import Settings, SettingsError, load_settings
+from iacs.stack.local import run_dev_stack
+from iacs.stack.process import ServerStartError
+from iacs.stack.slapd import serve_foreground
+from iacs.wiring import build_portal, build_service, check_directory
+from keycloak_config.apply import apply_from_settings
+from sync.main import run_forever, run_once
+from sync.reconcile import ReconcileResult
+
+DISTRIBUTION = "iacs-delegated-access"
+"""The installed package ``iacs --version`` reads its version from (importlib.metadata)."""
 
 
-@click.group()
-def main() -> None:
+class _Commands(click.Group):
+    """The ``iacs`` group: a failure an operator can fix is one line on stderr, exit 1.
+
+    The one place errors are translated (``iacs.cli_errors``): a wrong LDAP URL, a refused
+    password, an unreachable Keycloak or a refused client secret, in every command. Others,
+    and all of them under ``--debug``, keep their traceback.
+    """
+
+    def invoke(self, ctx: click.Context) -> object:
+        try:
+            return super().invoke(ctx)
+        except (click.exceptions.ClickException, click.exceptions.Exit, click.exceptions.Abort):
+            raise
+        except (Exception, SettingsError) as exc:
+            context = ctx.obj if isinstance(ctx.obj, CommandContext) else CommandContext()
+            line = None if context.debug else explain(exc, context)
+            if line is None:
+                raise
+            click.echo(f"iacs: {line}", err=True)
+            ctx.exit(2 if isinstance(exc, SettingsError) else 1)
+
+
+@click.group(cls=_Commands)
+@click.version_option(package_name=DISTRIBUTION, prog_name="iacs")
+@click.option("--debug", is_flag=True, help="Show the traceback of any failure.")
+@click.pass_context
+def main(ctx: click.Context, debug: bool) -> None:
     """IACS delegated access: directory, approval portal, Keycloak sync."""
+    ctx.obj = CommandContext(debug=debug)
 
 
 @main.command("settings")
@@ -34,8 +76,6 @@ def show_settings() -> None:
 @click.option("--no-demo", is_flag=True, help="Start with an empty directory.")
 def dev(run_dir: Path, portal_port: int, no_demo: bool) -> None:
     """Run the whole system locally with demo data; Ctrl-C stops everything."""
-    from iacs.stack.local import run_dev_stack
-
     try:
         run_dev_stack(run_dir.resolve(), portal_port=portal_port, demo=not no_demo)
     except KeyboardInterrupt:
@@ -52,8 +92,7 @@ def keycloak() -> None:
 @click.option("--no-federation", is_flag=True, help="Leave out the LDAP user federation.")
 def keycloak_apply(dry_run: bool, no_federation: bool) -> None:
     """Apply keycloak_config/realm.json idempotently and print what changed."""
-    from keycloak_config.apply import apply_from_settings
-
+    _context().keycloak_as = "admin"
     changes = apply_from_settings(_settings(), with_federation=not no_federation, dry_run=dry_run)
     for change in changes:
         click.echo(str(change))
@@ -66,20 +105,60 @@ def sync() -> None:
 
 
 @sync.command("once")
-def sync_once() -> None:
-    """One full reconcile, with progress and a summary of what changed."""
-    from sync.worker import run_once
+@click.option(
+    "--progress/--no-progress",
+    default=None,
+    help="Draw a progress bar on stderr (default: when stderr is a terminal).",
+)
+def sync_once(progress: bool | None) -> None:
+    """One full reconcile, with progress and a one-line summary of what changed."""
+    settings = _settings()
+    show = sys.stderr.isatty() if progress is None else progress
+    bar = ProgressBar() if show else None
+    try:
+        result = run_once(settings, progress=bar)
+    finally:
+        if bar is not None:
+            bar.close()
+    click.echo(summary_line(result))
 
-    summary = run_once(_settings(), progress=True)
-    click.echo(str(summary))
+
+class ProgressBar:
+    """``sync.reconcile.ReconcileProgress`` drawn with tqdm on stderr, one bar per stage."""
+
+    def __init__(self) -> None:
+        self._bar: tqdm[None] | None = None
+
+    def stage(self, name: str, total: int | None = None) -> None:
+        self.close()
+        self._bar = tqdm(total=total, desc=name, unit=" req", file=sys.stderr, leave=False)
+
+    def advance(self, count: int = 1) -> None:
+        if self._bar is not None:
+            self._bar.update(count)
+
+    def close(self) -> None:
+        if self._bar is not None:
+            self._bar.close()
+            self._bar = None
+
+
+def summary_line(result: ReconcileResult) -> str:
+    """One line: what the reconcile saw, what it changed, what it could not do, how long."""
+    summary = result.summary()
+    changes = ", ".join(f"{count} {kind}" for kind, count in result.plan.summary().items() if count)
+    return (
+        f"sync once: {summary['people']} people, {summary['groups']} groups; "
+        f"{result.report.total_writes} writes ({changes or 'nothing to change'}); "
+        f"{summary['missing_users']} users not in Keycloak, {summary['problems']} problems; "
+        f"{result.timings.get('total', 0.0):.1f}s"
+    )
 
 
 @sync.command("run")
 def sync_run() -> None:
     """Follow the directory's change feed and reconcile periodically, until stopped."""
-    from sync.worker import run_forever
-
-    run_forever(_settings())
+    run_forever(_settings())  # checks both servers at start: a failure is one line
 
 
 @main.group()
@@ -94,22 +173,28 @@ def portal() -> None:
 @click.option("--threads", type=click.IntRange(1, 256), default=8, show_default=True)
 def portal_serve(host: str, port: int, workers: int, threads: int) -> None:
     """Serve the portal with gunicorn (processes x threads; put a TLS proxy in front of it)."""
-    from approval_portal.server import serve
-
     settings = _settings()  # validated before any process starts
-    serve(settings, host=host, port=port, workers=workers, threads=threads)
+    serve_portal(
+        lambda: build_portal(settings),
+        settings=settings,
+        # a wrong URL or password: one line, before the fork
+        preflight=lambda: check_directory(settings, "portal"),
+        host=host,
+        port=port,
+        workers=workers,
+        threads=threads,
+    )
 
 
 @main.command()
 def maintenance() -> None:
     """LC-2 expire pending requests, LC-3 lapse unrecertified roles, finish cut-short approvals."""
-    from iacs.wiring import build_service
-
-    service = build_service(_settings())
-    expired = service.expire_pending()
-    lapsed = service.lapse_unrecertified()
-    completed = service.complete_interrupted_approvals()
-    click.echo(f"expired {expired}, lapsed {lapsed}, completed {completed}")
+    settings = _settings()
+    check_directory(settings, "portal")
+    report = build_service(settings).run_maintenance()
+    click.echo(str(report))
+    if report.problems:  # every other entry was handled; say that some were not
+        sys.exit(1)
 
 
 @main.group()
@@ -121,14 +206,33 @@ def directory() -> None:
 @click.option("--data-dir", type=click.Path(path_type=Path), required=True)
 @click.option("--port", type=int, default=389, show_default=True)
 @click.option("--host", default="0.0.0.0", show_default=True, help="Address to listen on.")  # noqa: S104
-def directory_serve(data_dir: Path, port: int, host: str) -> None:
-    """Run slapd in the foreground with the project's generated config (container entrypoint)."""
-    from iacs.stack.process import ServerStartError
-    from iacs.stack.slapd import serve_foreground
+@click.option(
+    "--tls-name",
+    "tls_names",
+    multiple=True,
+    help="A host name clients use for the directory (repeatable; the certificate names it).",
+)
+@click.option(
+    "--publish-ca",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="Copy the CA certificate clients verify against here (e.g. a shared volume).",
+)
+def directory_serve(
+    data_dir: Path, port: int, host: str, tls_names: tuple[str, ...], publish_ca: Path | None
+) -> None:
+    """Run slapd (ldaps) in the foreground with the production config (container entrypoint)."""
 
-    settings = _settings()
+    settings = _settings(client=False)  # the server: it makes the CA its clients verify
     try:
-        code = serve_foreground(data_dir.resolve(), port=port, settings=settings, host=host)
+        code = serve_foreground(
+            data_dir.resolve(),
+            port=port,
+            settings=settings,
+            host=host,
+            tls_names=tls_names,
+            publish_ca=publish_ca.resolve() if publish_ca else None,
+        )
     except ServerStartError as exc:
         click.echo(str(exc), err=True)
         sys.exit(1)
@@ -172,6 +276,7 @@ def compose_reset(project_dir: Path, state_dir: Path | None) -> None:
 @click.option("--out", type=click.Path(path_type=Path), default=Path("bench/results"))
 def bench(size: str, out: Path) -> None:
     """Run the benchmarks on real servers and write results and docs/benchmarks.md."""
+    # bench/ is not part of the product: only this command reaches it, and only when run.
     from bench.run import run_benchmarks
 
     _exit_cleanly_on_sigterm()
@@ -180,17 +285,24 @@ def bench(size: str, out: Path) -> None:
 
 def _exit_cleanly_on_sigterm() -> None:
     """Turn SIGTERM into SystemExit so ``finally`` blocks stop the servers this command started."""
-    import signal
-
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
 
 
-def _settings():
+def _context() -> CommandContext:
+    """What this run of ``iacs`` knows for its error messages (set by ``main``)."""
+    obj = click.get_current_context().find_root().obj
+    return obj if isinstance(obj, CommandContext) else CommandContext()
+
+
+def _settings(*, client: bool = True) -> Settings:
+    """The settings from the environment, or exit 2 with the validation message."""
     try:
-        return load_settings()
+        settings = load_settings(client=client)
     except SettingsError as exc:
         click.echo(str(exc), err=True)
         sys.exit(2)
+    _context().settings = settings  # where the servers are, for a failure's one line
+    return settings
 
 
 if __name__ == "__main__":  # pragma: no cover

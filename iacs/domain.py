@@ -203,6 +203,9 @@ class Request:
     ended_at: datetime | None = None
     end_reason: EndReason | None = None
     recertified_at: datetime | None = None
+    grant_pending_since: datetime | None = None
+    """Set on an approval until its effects (membership, activation) are written: an approval
+    that a failure cut short is finished or undone by the service's recovery pass."""
 
 
 @dataclass(frozen=True, slots=True)

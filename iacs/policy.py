@@ -6,7 +6,9 @@ the answer depends on: the actor and their approved memberships (read from the d
 moment of the decision, DEC-2), the request, the facts about the organization or group, and
 ``now``. Nothing here reads a clock, a directory or a request context.
 
-Each answer is a ``Decision`` naming the rule that settled it and a reason a person can read.
+Each answer is a ``Decision`` naming the rule that settled it and a reason a person can read; a
+denial also says its kind (``Refusal``: the actor lacks authority, the request collides with the
+directory's state, or it breaks a rule of the model), which the portal turns into a status code.
 Checks that deny run before checks that allow, and the first deny wins: a grant of authority can
 never override a prohibition.
 """
@@ -16,6 +18,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import datetime
+from enum import StrEnum
 
 from iacs.domain import (
     EntityStatus,
@@ -32,24 +35,46 @@ from iacs.domain import (
 )
 
 
+class Refusal(StrEnum):
+    """The kind of a denial: what the refusal means to the person refused."""
+
+    FORBIDDEN = "forbidden"
+    """The actor lacks authority for this action."""
+    CONFLICT = "conflict"
+    """The request collides with the directory's state (already registered, already decided)."""
+    BY_RULE = "refused_by_rule"
+    """The request breaks a rule of the model (ORG-7, EU-2, IND-1...), whoever files it."""
+
+
 @dataclass(frozen=True, slots=True)
 class Decision:
-    """The answer to one question: allowed or not, the rule that settled it, and why."""
+    """The answer to one question: allowed or not, the rule that settled it, and why.
+
+    ``kind`` is None when allowed, and says what kind of refusal a denial is.
+    """
 
     allowed: bool
     rule: str
     reason: str
-
-    def __bool__(self) -> bool:
-        return self.allowed
+    kind: Refusal | None = None
 
 
 def allow(rule: str, reason: str) -> Decision:
     return Decision(True, rule, reason)
 
 
-def deny(rule: str, reason: str) -> Decision:
-    return Decision(False, rule, reason)
+def deny(rule: str, reason: str, kind: Refusal = Refusal.FORBIDDEN) -> Decision:
+    return Decision(False, rule, reason, kind)
+
+
+def refuse(rule: str, reason: str) -> Decision:
+    """A denial by a rule of the model: the request itself is refused, whoever files it."""
+    return deny(rule, reason, Refusal.BY_RULE)
+
+
+def conflict(rule: str, reason: str) -> Decision:
+    """A denial because the directory's state already answers it (registered, decided)."""
+    return deny(rule, reason, Refusal.CONFLICT)
 
 
 @dataclass(frozen=True, slots=True)
@@ -158,14 +183,16 @@ def may_submit(requester: Actor, request: Request, facts: Facts) -> Decision:
 
 def _submit_duplicate(request: Request, facts: Facts) -> Decision | None:
     if facts.duplicate_pending:
-        return deny("DEC-3", "you already have a pending request for this; wait for its decision")
+        return conflict(
+            "DEC-3", "you already have a pending request for this; wait for its decision"
+        )
     return None
 
 
 def _submit_role_already_held(request: Request, facts: Facts) -> Decision | None:
     wanted = granted_membership(request, facts)
     if wanted is not None and wanted in facts.requester_memberships:
-        return deny("DEC-4", "you already hold this role")
+        return refuse("DEC-4", "you already hold this role")
     security_official = Membership(
         Role.SECURITY_OFFICIAL, ScopeKind.ORGANIZATION, request.organization_id
     )
@@ -173,7 +200,7 @@ def _submit_role_already_held(request: Request, facts: Facts) -> Decision | None
         request.kind is RequestKind.BACKUP_SECURITY_OFFICIAL
         and security_official in facts.requester_memberships
     ):
-        return deny("BSO-1", "you are this organization's Security Official already")
+        return refuse("BSO-1", "you are this organization's Security Official already")
     return None
 
 
@@ -182,9 +209,9 @@ def _submit_provider_type(request: Request, facts: Facts) -> Decision | None:
     try:
         provider_type = ProviderType(raw)
     except ValueError:
-        return deny("ORG-7", f"unknown provider type {raw!r}")
+        return refuse("ORG-7", f"unknown provider type {raw!r}")
     if provider_type.value in facts.blocked_provider_types:
-        return deny(
+        return refuse(
             "ORG-7",
             f"{_provider_label(provider_type)} may not register in IACS at this time",
         )
@@ -193,7 +220,7 @@ def _submit_provider_type(request: Request, facts: Facts) -> Decision | None:
 
 def _submit_organization_taken(org: Organization | None) -> Decision | None:
     if org is not None and org.status is not EntityStatus.REJECTED:
-        return deny(
+        return conflict(
             "ORG-2",
             "this organization is already registered and has its Security Official; "
             "ask your Security Official for a role instead",
@@ -203,7 +230,7 @@ def _submit_organization_taken(org: Organization | None) -> Decision | None:
 
 def _submit_organization_registered(org: Organization | None) -> Decision | None:
     if org is None or org.status is EntityStatus.REJECTED:
-        return deny(
+        return refuse(
             "ORG-1",
             "this organization is not registered; its Security Official must register it first",
         )
@@ -214,18 +241,18 @@ def _submit_user_group_target(request: Request, facts: Facts) -> Decision | None
     creates_group = request.details.get("new_group") == "true"
     group = facts.user_group
     if creates_group and group is not None and group.status is not EntityStatus.REJECTED:
-        return deny("UGA-1", "a user group of that name exists; ask to join it as a UGA instead")
+        return refuse("UGA-1", "a user group of that name exists; ask to join it as a UGA instead")
     if not creates_group and (group is None or group.status is EntityStatus.REJECTED):
-        return deny("UGA-1", "no such user group in this organization")
+        return refuse("UGA-1", "no such user group in this organization")
     return None
 
 
 def _submit_end_user_group(request: Request, facts: Facts) -> Decision | None:
     group = facts.user_group
     if group is None or group.status is EntityStatus.REJECTED:
-        return deny("EU-1", "no such user group in this organization")
+        return refuse("EU-1", "no such user group in this organization")
     if not facts.group_has_administrator or group.status is not EntityStatus.ACTIVE:
-        return deny(
+        return refuse(
             "EU-2",
             "this user group has no approved User Group Administrator yet; "
             "End Users can register only after one is approved",
@@ -236,7 +263,7 @@ def _submit_end_user_group(request: Request, facts: Facts) -> Decision | None:
 def _submit_new_surrogate_group(facts: Facts) -> Decision | None:
     sug = facts.surrogate_group
     if sug is not None and sug.status is not EntityStatus.REJECTED:
-        return deny(
+        return refuse(
             "SUG-1",
             "a Surrogate User Group of that name exists; ask to join it as a UGA instead",
         )
@@ -246,7 +273,7 @@ def _submit_new_surrogate_group(facts: Facts) -> Decision | None:
 def _submit_surrogate_exists(facts: Facts, rule: str) -> Decision | None:
     sug = facts.surrogate_group
     if sug is None or sug.status is not EntityStatus.ACTIVE:
-        return deny(rule, "no such active Surrogate User Group")
+        return refuse(rule, "no such active Surrogate User Group")
     return None
 
 
@@ -255,7 +282,7 @@ def _submit_surrogate_end_user(facts: Facts) -> Decision | None:
     if missing is not None:
         return missing
     if not facts.group_has_administrator:
-        return deny("SUG-1", "this Surrogate User Group has no approved UGA yet")
+        return refuse("SUG-1", "this Surrogate User Group has no approved UGA yet")
     return None
 
 
@@ -264,20 +291,20 @@ def _submit_surrogate_association(
 ) -> Decision | None:
     sug = facts.surrogate_group
     if sug is None or sug.status is not EntityStatus.ACTIVE:
-        return deny("SUG-3", "no such active Surrogate User Group")
+        return refuse("SUG-3", "no such active Surrogate User Group")
     if not requester.is_surrogate_administrator(sug.id):
-        return deny(
+        return refuse(
             "SUG-3",
             "only an approved UGA of the Surrogate User Group may associate it with a provider",
         )
     if request.organization_id in sug.associated_organizations:
-        return deny("SUG-3", "the Surrogate User Group already works for this organization")
+        return refuse("SUG-3", "the Surrogate User Group already works for this organization")
     return None
 
 
 def _submit_practitioner(facts: Facts) -> Decision | None:
     if facts.practitioner_eligible is not True:
-        return deny(
+        return refuse(
             "IND-1",
             "this NPI is not enrolled in Medicare after November 2003 (or updated since); "
             "register through an organization instead",
@@ -303,7 +330,7 @@ def may_decide(actor: Actor, request: Request, facts: Facts, now: datetime) -> D
 
 def _decide_once(request: Request) -> Decision | None:
     if request.status is not RequestStatus.PENDING:
-        return deny("DEC-3", f"this request was already decided ({request.status.value})")
+        return conflict("DEC-3", f"this request was already decided ({request.status.value})")
     return None
 
 
@@ -630,8 +657,8 @@ def _deny_wins(
 ) -> Decision:
     """Run the prohibitions first; the first deny is the answer, else ask who has authority.
 
-    A ``Decision`` is falsy when it denies, so never chain decisions with ``or``: that would let
-    a deny fall through to an allow.
+    A ``Decision`` has no truth value of its own (mypy's ``truthy-bool`` check refuses one in a
+    condition): ask ``.allowed``, and never chain decisions with ``or``.
     """
     for check in checks:
         decision = check()

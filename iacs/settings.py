@@ -8,6 +8,7 @@ value once. Environment variables use the ``IACS_`` prefix and ``__`` for nestin
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 from typing import Annotated, Literal
@@ -36,7 +37,10 @@ class LdapSettings(_Section):
     """Where the directory is and how each process binds to it."""
 
     url: str = "ldap://127.0.0.1:3389"
-    """LDAP URL of slapd (``ldap://`` or ``ldaps://``)."""
+    """LDAP URL of slapd: ``ldaps://`` in production (a plain ``ldap://`` is refused there)."""
+    ca_file: Path | None = None
+    """PEM file of the CA that signed slapd's certificate; every ``ldaps://`` connection is
+    verified against it (required in production). The launcher writes its test CA here."""
     base_dn: DN = "dc=iacs,dc=example"
     """Suffix of the IACS tree."""
     accesslog_dn: DN = "cn=accesslog"
@@ -119,6 +123,10 @@ class PortalSettings(_Section):
     """ORG-7: provider types that may not register at this time."""
     sync_nudge_url: str | None = None
     """Optional URL of the sync worker's nudge endpoint, called after each decision."""
+    second_factor_required: bool = True
+    """Refuse a sign-in or bearer token of a person who must pass a second factor and did not
+    (``approval_portal.mfa``). Only a development stack may turn it off: the benchmarks' load
+    generator signs officials in with the password grant."""
     session_store_url: SecretStr | None = None
     """``redis://:<password>@host:port/db`` (or ``rediss://``) of the Redis every portal process
     shares for sessions and rate limits; the portal refuses to start without it."""
@@ -157,8 +165,14 @@ class SyncSettings(_Section):
     """How often a full reconcile runs besides the change feed."""
     cursor_file: Path = Path("var/sync-cursor.json")
     """Where the durable change-feed cursor is kept."""
+    pending_logouts_file: Path | None = None
+    """Where logouts owed after a revocation are kept until done (``sync.pending_logouts``);
+    None: beside the cursor, ``<cursor>.logouts.json``."""
     listen: str = "127.0.0.1:9108"
-    """host:port of the health, metrics and nudge endpoint."""
+    """host:port of the health, metrics and nudge endpoint (loopback unless a token is set)."""
+    nudge_token: SecretStr | None = None
+    """Bearer token that ``/nudge`` and ``/metrics`` require when set; the worker refuses to
+    listen on a non-loopback address without one. The portal sends it with its nudge."""
     catalogue_file: Path | None = None
     """Application catalogue; None uses ``keycloak_config/catalogue.yaml``."""
 
@@ -186,6 +200,10 @@ class Settings(BaseSettings):
     def _fail_closed_outside_development(self) -> Settings:
         if self.environment == "development":
             return self
+        if not self.portal.second_factor_required:
+            raise ValueError(
+                "IACS_PORTAL__SECOND_FACTOR_REQUIRED may be false only in the development stack"
+            )
         published = development_secret_values()
         refused = []
         for section_name, section in _sections(self):
@@ -269,7 +287,7 @@ def development_secret_values() -> frozenset[str]:
     return frozenset(values)
 
 
-def require_secrets(settings: Settings, *secrets: SecretStr | None) -> None:
+def require_secrets(*secrets: SecretStr | None) -> None:
     """Read each secret now, so a process that needs an unset one fails at start, not later."""
     for secret in secrets:
         if secret is not None:
@@ -280,17 +298,50 @@ class SettingsError(SystemExit):
     """Raised at start when the settings are invalid; the message names each bad field."""
 
 
-def load_settings(**overrides: object) -> Settings:
-    """Read and validate the settings, or stop with a message naming every invalid field."""
+def ldap_transport_problems(settings: Settings) -> list[str]:
+    """Why the directory connection of ``settings`` is not safe for production (empty: it is).
+
+    Production talks to slapd over ``ldaps://`` only (``ldapi://``, a local socket, is also
+    fine), verified against a CA file that exists. A development stack may use plain LDAP.
+    """
+    if settings.environment != "production":
+        return []
+    ldap = settings.ldap
+    problems = []
+    scheme = ldap.url.split("://", 1)[0].lower()
+    if scheme == "ldap":
+        problems.append(
+            "IACS_LDAP__URL: plain ldap:// sends passwords in clear text; use ldaps:// "
+            "(with IACS_LDAP__CA_FILE) outside the development stack"
+        )
+    if scheme == "ldaps" and ldap.ca_file is None:
+        problems.append(
+            "IACS_LDAP__CA_FILE: must name the CA file that signed the directory's certificate"
+        )
+    elif scheme == "ldaps" and ldap.ca_file is not None and not ldap.ca_file.is_file():
+        problems.append(f"IACS_LDAP__CA_FILE: {ldap.ca_file} does not exist")
+    return problems
+
+
+def load_settings(*, client: bool = True, **overrides: object) -> Settings:
+    """Read and validate the settings, or stop with a message naming every invalid field.
+
+    ``client=False`` is for the directory server itself (``iacs directory serve``), which makes
+    the CA its clients then verify against: it does not connect as an LDAP client.
+    """
     env_file = os.environ.get("IACS_SETTINGS_FILE")
     try:
-        return Settings(_env_file=env_file, **overrides)  # type: ignore[call-arg]
+        settings = Settings(_env_file=env_file, **overrides)  # type: ignore[arg-type]  # pydantic validates them
     except ValidationError as exc:
         lines = ["invalid settings:"]
         for error in exc.errors():
             path = "__".join(str(part) for part in error["loc"]).upper()
             lines.append(f"  IACS_{path}: {error['msg']}" if path else f"  {error['msg']}")
         raise SettingsError("\n".join(lines)) from None
+    problems = ldap_transport_problems(settings) if client else []
+    if problems:
+        raise SettingsError("\n".join(["invalid settings:", *(f"  {p}" for p in problems)]))
+    return settings
 
 
 def known_environment_variables() -> set[str]:
@@ -299,7 +350,7 @@ def known_environment_variables() -> set[str]:
     for section, field in Settings.model_fields.items():
         model = field.annotation
         if not (isinstance(model, type) and issubclass(model, BaseModel)):
-            names.add(f"IACS_{section.upper()}")
+            names.add(f"IACS_{section.upper()}")  # a top-level value such as the environment
             continue
         for sub in model.model_fields:
             names.add(f"IACS_{section.upper()}__{sub.upper()}")
@@ -308,8 +359,6 @@ def known_environment_variables() -> set[str]:
 
 def settings_to_env(settings: Settings) -> dict[str, str]:
     """The ``IACS_*`` variables that reproduce ``settings`` in another process, secrets too."""
-    import json
-
     env: dict[str, str] = {"IACS_ENVIRONMENT": settings.environment}
     for section_name, section in _sections(settings):
         for field_name in type(section).model_fields:

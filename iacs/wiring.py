@@ -1,21 +1,39 @@
-"""The composition root: production objects built from settings (portal, CLI and maintenance)."""
+"""The composition root (with ``iacs.cli``): production objects built from settings.
+
+The portal, the maintenance command and the dev stack get their service from here; nothing
+below this module builds a collaborator that talks to a server on its own.
+"""
 
 from __future__ import annotations
 
 import contextlib
+import logging
 import threading
 from collections.abc import Callable
 from datetime import timedelta
+from typing import Any
 
+import requests
+from flask import Flask
+from pydantic import SecretStr
+
+from approval_portal import create_app
+from iacs.directory import Account, Directory
+from iacs.enrollment import FileEnrollmentSource
+from iacs.service import AccessService, ServiceConfig
 from iacs.settings import Settings
 
+log = logging.getLogger("iacs.wiring")
 
-def build_service(settings: Settings, directory=None):
-    """The service over the directory (portal bind account) and the enrollment source."""
-    from iacs.directory import Directory
-    from iacs.enrollment import FileEnrollmentSource
-    from iacs.service import AccessService, ServiceConfig
 
+def build_service(
+    settings: Settings, directory: Directory | None = None, *, recover: bool = False
+) -> AccessService:
+    """The service over the directory (portal bind account) and the enrollment source.
+
+    With ``recover`` (each portal process), an ``ApprovalRecovery`` thread finishes or undoes
+    approvals that a failure cut short, within seconds.
+    """
     portal = settings.portal
     config = ServiceConfig(
         request_ttl=timedelta(days=portal.request_ttl_days),
@@ -23,20 +41,89 @@ def build_service(settings: Settings, directory=None):
         blocked_provider_types=frozenset(portal.blocked_provider_types),
     )
     directory = directory or Directory(settings.ldap, account="portal")
-    return AccessService(
+    service = AccessService(
         directory,
         FileEnrollmentSource(portal.enrollment_file),
         config,
-        on_change=sync_nudge(settings.portal.sync_nudge_url),
+        on_change=sync_nudge(settings.portal.sync_nudge_url, settings.sync.nudge_token),
     )
+    if recover:
+        service.recovery = ApprovalRecovery(service).start()  # stop() ends it (tests)
+    return service
 
 
-def sync_nudge(url: str | None) -> Callable[[], None] | None:
+def check_directory(settings: Settings, account: Account = "portal") -> None:
+    """Bind as ``account`` once, so a command fails at start with the directory's typed error."""
+    with Directory(settings.ldap, account=account) as directory:
+        directory.check()
+
+
+def build_portal(settings: Settings) -> Flask:
+    """The portal over the production service (``iacs portal serve``, once per process)."""
+    return create_app(settings, service=build_service(settings, recover=True))
+
+
+class ApprovalRecovery:
+    """Every ``interval`` seconds, the service's recovery pass over approvals cut short.
+
+    It runs in every portal process: the portal's account holds the write rights (the sync
+    account is read-only by design), and the pass is idempotent and guarded by the request's
+    "grant pending" marker (``iacs.service.decisions``), so several processes may run it at
+    once. The pass costs one indexed search (presence of the marker) when there is nothing to
+    do. A failing pass (slapd down) is logged and tried again at the next tick.
+    """
+
+    def __init__(
+        self,
+        service: Any,
+        interval: float = 2.0,
+        older_than: timedelta | None = None,
+    ) -> None:
+        self.service = service
+        self.interval = interval
+        self.older_than = older_than
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> ApprovalRecovery:
+        self._thread = threading.Thread(target=self._loop, name="approval-recovery", daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self, timeout: float = 10.0) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout)
+
+    def run_once(self) -> tuple[int, int]:
+        """One pass: (completed, undone)."""
+        problems: list[str] = []
+        if self.older_than is None:
+            done = self.service.recover_interrupted_approvals(problems=problems)
+        else:
+            done = self.service.recover_interrupted_approvals(self.older_than, problems)
+        if any(done):
+            log.warning(
+                "approvals cut short were recovered",
+                extra={"completed": done[0], "undone": done[1]},
+            )
+        return done
+
+    def _loop(self) -> None:
+        while not self._stop.wait(self.interval):
+            try:
+                self.run_once()
+            except Exception as exc:  # a pass that failed is tried again at the next tick
+                log.warning("approval recovery pass failed", extra={"error": repr(exc)})
+
+
+def sync_nudge(url: str | None, token: SecretStr | str | None = None) -> Callable[[], None] | None:
     """After each decision, poke the sync worker so the change reaches Keycloak at once.
 
-    The worker's poll of the change feed is the safety net when a nudge is lost.
+    The worker's poll of the change feed is the safety net when a nudge is lost. ``token`` is
+    ``IACS_SYNC__NUDGE_TOKEN``, sent as a bearer token (``sync.http``).
     """
-    return SyncNudge(url) if url else None
+    return SyncNudge(url, token=token) if url else None
 
 
 class SyncNudge:
@@ -49,9 +136,13 @@ class SyncNudge:
     server has forked).
     """
 
-    def __init__(self, url: str, timeout: float = 2.0) -> None:
+    def __init__(
+        self, url: str, timeout: float = 2.0, token: SecretStr | str | None = None
+    ) -> None:
         self.url = url
         self.timeout = timeout
+        secret = token.get_secret_value() if isinstance(token, SecretStr) else token
+        self._headers = {"Authorization": f"Bearer {secret}"} if secret else {}
         self._pending = threading.Event()
         self._lock = threading.Lock()
         self._thread: threading.Thread | None = None
@@ -64,11 +155,11 @@ class SyncNudge:
                 self._thread.start()
 
     def _loop(self) -> None:
-        import requests
-
         session = requests.Session()
         while True:
             self._pending.wait()
             self._pending.clear()
             with contextlib.suppress(requests.RequestException):
-                session.post(self.url, timeout=self.timeout)
+                answer = session.post(self.url, headers=self._headers, timeout=self.timeout)
+                if answer.status_code == 401:
+                    log.error("the sync worker refused the nudge: check IACS_SYNC__NUDGE_TOKEN")

@@ -21,25 +21,58 @@ Secrets are compared, never printed. The LDAP bind credential is the exception t
 compared: Keycloak answers it masked, so a changed bind password is written only together with
 another change to that component (or after deleting the component).
 
-The sync worker's client (``iacs-sync``) gets exactly two ``realm-management`` roles, found by
-trial against Keycloak 26.5 (each one removed breaks the sync's operations; see
-``tests/keycloak_config/test_realm_apply.py``):
+- ``adminPermissions``: fine-grained admin permissions (v2, ``adminPermissionsEnabled``) in the
+  realm's ``admin-permissions`` client, each granted to one client (a client policy for its
+  tokens and a user policy for its service account: Keycloak 26.5 evaluates single objects
+  against the first and filters lists by the second), or a veto (``vetoOutside``) on the groups
+  outside a subtree; permissions not named are left alone;
+- ``flows``: top-level authentication flows, rebuilt whole when they differ, and bound
+  (``bindAs: browserFlow``).
 
-- ``manage-users``: Keycloak guards groups with the users permissions. It covers searching users
-  by username (which imports a federated user from LDAP), reading and paging users and group
-  members, creating, renaming and deleting groups, writing group attributes, adding and removing
-  members, mapping client roles onto groups, and ending a user's sessions (logout). It does not
-  let the account map admin roles it does not hold (realm-admin onto a user or group: 403).
-  It does let it edit users and set their passwords, which no narrower built-in role avoids.
-  ``view-users``, ``query-users`` and ``query-groups`` add nothing to it.
-- ``view-clients``: find an application client's id by clientId and read its roles, which the
-  role-mapping calls need. ``query-clients`` alone is not enough: the clients search then
-  answers an empty list. The price: ``view-clients`` also lets the account read client
-  configurations and secrets. Narrower would need fine-grained admin permissions (v2) or the
-  admin console's internal ``ui-ext`` endpoints; we chose the documented API.
+The sync worker's client (``iacs-sync``) holds three read-only ``realm-management`` roles,
+``query-groups``, ``query-users`` and ``view-users`` (read users, groups and members), and for
+every write the permissions of ``realm.json``:
 
-The client has full scope off, with the same two roles in its dedicated scope: without them
-there the service account's token carries no admin role and every call answers 403.
+- Groups (all, less those outside ``/iacs`` when the realm is applied): ``manage``,
+  ``manage-membership``;
+- Users (all): ``manage`` (to log out), ``manage-group-membership``;
+- Clients pqri-feedback-reports and psr (the catalogue's): ``map-roles`` only.
+
+Reads go through the legacy ``view-users`` on purpose: Keycloak 26.5 filters every list through
+the permissions' partial evaluation, which cost about a second per list request here
+(``GET groups/{id}/members`` 920 ms, ``GET users?username=`` 1,090 ms, against 8 ms with
+``view-users``; measured on the 2-core machine under load), which would take a full read of
+21,000 groups from a minute to hours. A legacy role only short-cuts the checks it names
+(``canView``); ``manage`` and the rest are still decided by the permissions. Without any
+``realm-management`` role Keycloak answers 403 to every admin call (measured).
+
+It cannot read any client (so no client secret; it finds the catalogue roles through the admin
+console's ``ui-ext/available-roles`` endpoint, see ``sync.gateway``), map a role of any other
+client (realm-management, account), change realm, clients or roles, or impersonate. Measured
+against Keycloak 26.5.6, and checked by ``tests/keycloak_config/test_sync_client_rights.py``.
+
+What Keycloak 26.5 cannot narrow, with the evidence (bytecode of keycloak-services 26.5.6 and
+calls against a running server):
+
+- Ending a user's sessions needs the user ``manage`` scope: ``UserResource.logout()`` calls
+  ``requireManage(user)``, the same check as ``deleteUser()`` and ``updateUser()``;
+  ``DELETE /sessions/{id}`` calls ``requireManage()`` over all users, the check of
+  ``createUser()``. So the sync client can also create, edit and delete users.
+- ``reset-password`` (a Users scope in 26.5) falls back to ``manage`` when no permission
+  decides it. A permission on ``reset-password`` that does not grant it would stop that, but the
+  ``admin-permissions`` resource server decides UNANIMOUS (``PUT`` of AFFIRMATIVE answers 400),
+  so such a permission vetoes every scope of every user: with it, ``GET users/{id}/sessions``
+  and ``POST users/{id}/logout`` answered 403. So while the sync worker can log people out, it
+  can also reset their passwords and remove their credentials.
+- Group permissions do not inherit: a permission on ``/iacs`` alone left ``GET
+  groups/{iacs}/children`` answering ``200 []`` (and ``/iacs/a`` 403) while ``/iacs/a`` existed,
+  and the worker creates groups as it goes. So the permission covers all groups, and a veto
+  names each group outside ``/iacs`` that exists when the realm is applied: one an operator
+  adds later is open to the sync client until the next apply (a group carrying admin roles is
+  an escalation: ``PUT users/{id}/groups/{admins}`` answered 204 before the veto).
+
+Closing these needs the logout to leave the sync host (a small logout service holding the one
+right, beside Keycloak) or a narrower Keycloak scope (issue 13, item 3).
 """
 
 from __future__ import annotations
@@ -51,8 +84,9 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+from urllib.parse import quote
 
-import yaml
+from iacs.catalogue import load_catalogue
 
 if TYPE_CHECKING:
     from keycloak import KeycloakAdmin
@@ -65,6 +99,8 @@ CATALOGUE_FILE = Path(__file__).resolve().with_name("catalogue.yaml")
 USER_STORAGE = "org.keycloak.storage.UserStorageProvider"
 LDAP_MAPPER = "org.keycloak.storage.ldap.mappers.LDAPStorageMapper"
 MASKED = "**********"
+ADMIN_PERMISSIONS_CLIENT = "admin-permissions"
+"""The client Keycloak creates to hold a realm's fine-grained admin permissions (v2)."""
 
 NESTED_REALM_KEYS = frozenset(
     {
@@ -84,6 +120,8 @@ NESTED_REALM_KEYS = frozenset(
         "federatedUsers",
         "defaultRoles",
         "defaultRole",
+        "adminPermissions",
+        "flows",
     }
 )
 """Realm keys that are not plain settings: each is handled by its own step (or not at all)."""
@@ -262,11 +300,13 @@ def _substitute(value: Any, values: Mapping[str, str | None], path: Path) -> Any
 
 
 def catalogue_applications(path: Path = CATALOGUE_FILE) -> dict[str, dict[str, str]]:
-    """Application client id → {role name: description}, from ``catalogue.yaml``."""
-    data = yaml.safe_load(Path(path).read_text())
+    """Application client id → {role name: description}, from ``catalogue.yaml``.
+
+    Read by the one parser of the catalogue (``iacs.catalogue``), so the realm and the sync
+    worker never disagree about what the file says.
+    """
     return {
-        client_id: dict(app.get("roles") or {})
-        for client_id, app in (data.get("applications") or {}).items()
+        client_id: dict(app.roles) for client_id, app in load_catalogue(path).applications.items()
     }
 
 
@@ -287,6 +327,15 @@ def check_against_catalogue(definition: Mapping[str, Any], path: Path = CATALOGU
             )
     for client_id in set(client_roles) - set(catalogue):
         problems.append(f"client {client_id} has roles but is not in the catalogue")
+    for permission in definition.get("adminPermissions") or []:
+        if permission.get("resourceType") == "Clients" and set(
+            permission.get("clients") or ()
+        ) != set(catalogue):
+            problems.append(
+                f"admin permission {permission['name']} names clients "
+                f"{sorted(permission.get('clients') or ())}, not the catalogue's "
+                f"{sorted(catalogue)}"
+            )
     if problems:
         raise RealmDefinitionError("realm definition and catalogue differ: " + "; ".join(problems))
 
@@ -451,6 +500,10 @@ class _Applier:
                 self.apply_scope_mapping(owner, entry["client"], entry.get("roles", []))
         for component in (self.definition.get("components") or {}).get(USER_STORAGE, []):
             self.apply_user_storage(component)
+        if "adminPermissions" in self.definition:
+            self.apply_admin_permissions(self.definition["adminPermissions"])
+        for flow in self.definition.get("flows") or []:
+            self.apply_flow(flow)
 
     def apply_settings(self) -> None:
         settings = {k: v for k, v in self.definition.items() if k not in NESTED_REALM_KEYS}
@@ -797,3 +850,323 @@ class _Applier:
                 "not in the definition",
                 write=lambda name=name: self.admin.delete_component(current[name]["id"]),
             )
+
+    # -- fine-grained admin permissions (v2)
+
+    def _authz(self, path: str = "") -> str:
+        admin_client = self.client_uuid(ADMIN_PERMISSIONS_CLIENT)
+        return f"admin/realms/{self.realm}/clients/{admin_client}/authz/resource-server" + (
+            f"/{path}" if path else ""
+        )
+
+    def _authz_get(self, path: str, **params: Any) -> Any:
+        response = self.admin.connection.raw_get(self._authz(path), **params)
+        if response.status_code >= 400:
+            raise RealmDefinitionError(f"GET {path}: HTTP {response.status_code} {response.text}")
+        return response.json()
+
+    def _authz_write(self, method: str, path: str, body: Mapping[str, Any]) -> Any:
+        call = getattr(self.admin.connection, f"raw_{method}")
+        response = call(self._authz(path), data=json.dumps(body))
+        if response.status_code >= 400:
+            raise RealmDefinitionError(
+                f"{method.upper()} {path}: HTTP {response.status_code} {response.text}"
+            )
+        return response.json() if response.text else None
+
+    def _grantee_policies(self, client_id: str, existing: dict[str, dict]) -> list[str]:
+        """The two policies that name one client: its tokens, and its service-account user.
+
+        Keycloak 26.5 evaluates a single object (``GET users/{id}``) against the token's
+        client, but filters lists (``GET users?username=``, a group's children) by the user:
+        a client policy alone answers lists with ``[]``, a user policy alone refuses single
+        objects (measured). The permissions take either (``AFFIRMATIVE``).
+        """
+        uuid = self.client_uuid(client_id)
+        account = self.admin.get_client_service_account_user(uuid) if uuid else None
+        wanted = {
+            f"{client_id} (client)": ("client", {"clients": [uuid]}),
+            f"{client_id} (service account)": (
+                "user",
+                {"users": [account["id"]] if account else []},
+            ),
+        }
+        ids = []
+        for name, (kind, members) in wanted.items():
+            have = existing.get(name)
+            body = {"name": name, "type": kind, "logic": "POSITIVE", **members}
+            if have is None:
+                created = self.change(
+                    "create",
+                    f"admin policy {name}",
+                    write=lambda kind=kind, body=body: self._authz_write(
+                        "post", f"policy/{kind}", body
+                    ),
+                )
+                if created:
+                    existing[name] = created
+                ids.append(created["id"] if created else "")
+                continue
+            current = self._authz_get(f"policy/{kind}/{have['id']}")
+            key = next(iter(members))
+            if sorted(current.get(key) or []) != sorted(members[key]):
+                self.change(
+                    "update",
+                    f"admin policy {name}",
+                    key,
+                    write=lambda kind=kind, have=have, body=body: self._authz_write(
+                        "put", f"policy/{kind}/{have['id']}", {**body, "id": have["id"]}
+                    ),
+                )
+            ids.append(have["id"])
+        return ids
+
+    def _nobody_policy(self, existing: dict[str, dict]) -> str:
+        """A policy that grants no caller: it names the admin-permissions client itself.
+
+        A permission with it is a veto: the resource server decides UNANIMOUS, so on its
+        resources no other permission grants anything (a NEGATIVE policy would grant everyone
+        else instead).
+        """
+        name = "nobody (veto)"
+        if name not in existing:
+            body = {
+                "name": name,
+                "type": "client",
+                "logic": "POSITIVE",
+                "clients": [self.client_uuid(ADMIN_PERMISSIONS_CLIENT)],
+            }
+            created = self.change(
+                "create",
+                f"admin policy {name}",
+                write=lambda: self._authz_write("post", "policy/client", body),
+            )
+            existing[name] = created or {"id": ""}
+        return existing[name]["id"]
+
+    def _groups_outside(self, path: str) -> list[str]:
+        """Ids of every group, at any depth, that is not ``path`` or below it."""
+        if not self.realm_exists:
+            return []
+        found: list[str] = []
+
+        def walk(groups: list[dict]) -> None:
+            for group in groups:
+                if group["path"] == path or group["path"].startswith(path + "/"):
+                    continue  # the managed subtree (thousands of groups): never walked
+                found.append(group["id"])
+                if group.get("subGroupCount"):
+                    walk(self._raw("get", f"groups/{group['id']}/children", first=0, max=10000))
+
+        walk(self._raw("get", "groups", first=0, max=10000, briefRepresentation="true"))
+        return sorted(found)
+
+    def apply_admin_permissions(self, permissions: list[Mapping[str, Any]]) -> None:
+        """Make each named permission of the ``admin-permissions`` client exactly as defined.
+
+        Permissions not named in the definition are left alone (an operator's own).
+        """
+        if not self.realm_exists or self.client_uuid(ADMIN_PERMISSIONS_CLIENT) is None:
+            if self.dry_run:
+                for permission in permissions:
+                    self.change("create", f"admin permission {permission['name']}")
+                return
+            self._client_uuids.pop(ADMIN_PERMISSIONS_CLIENT, None)
+            if self.client_uuid(ADMIN_PERMISSIONS_CLIENT) is None:
+                raise RealmDefinitionError(
+                    "the realm has no admin-permissions client: adminPermissionsEnabled must be "
+                    "true (Keycloak 26.2+, feature admin-fine-grained-authz:v2)"
+                )
+        policies = {p["name"]: p for p in self._authz_get("policy", first=0, max=1000)}
+        current = {p["name"]: p for p in self._authz_get("permission", first=0, max=1000)}
+        for permission in permissions:
+            name = permission["name"]
+            resource_type = permission["resourceType"]
+            if "vetoOutside" in permission:
+                policy_ids = [self._nobody_policy(policies)]
+                resources = self._groups_outside(permission["vetoOutside"])
+                if not resources:  # no resource would mean all groups: veto nothing instead
+                    if name in current:
+                        pid = current[name]["id"]
+                        self.change(
+                            "delete",
+                            f"admin permission {name}",
+                            "no group outside",
+                            write=lambda pid=pid: self._raw(
+                                "delete",
+                                f"clients/{self.client_uuid(ADMIN_PERMISSIONS_CLIENT)}"
+                                f"/authz/resource-server/permission/{pid}",
+                            ),
+                        )
+                    continue
+            else:
+                policy_ids = self._grantee_policies(permission["grantedTo"], policies)
+                clients = permission.get("clients")
+                resources = [self.client_uuid(c) for c in clients] if clients else []
+                if None in resources:
+                    raise RealmDefinitionError(f"admin permission {name}: a client does not exist")
+            body = {
+                "name": name,
+                "description": permission.get("description", ""),
+                "type": "scope",
+                "resourceType": resource_type,
+                "scopes": sorted(permission["scopes"]),
+                "resources": resources,
+                "policies": policy_ids,
+                "decisionStrategy": "AFFIRMATIVE",
+                "logic": "POSITIVE",
+            }
+            have = current.get(name)
+            if have is None:
+                self.change(
+                    "create",
+                    f"admin permission {name}",
+                    write=lambda body=body: self._authz_write("post", "permission/scope", body),
+                )
+                continue
+            pid = have["id"]
+            differences = []
+            scopes = {s["name"] for s in self._authz_get(f"policy/{pid}/scopes")}
+            if scopes != set(body["scopes"]):
+                differences.append(f"scopes {sorted(scopes)} → {body['scopes']}")
+            names = {r["name"] for r in self._authz_get(f"policy/{pid}/resources")}
+            if names != (set(resources) or {resource_type}):
+                differences.append("resources changed")
+            associated = {p["id"] for p in self._authz_get(f"policy/{pid}/associatedPolicies")}
+            if associated != set(policy_ids):
+                differences.append("policies changed")
+            if have.get("decisionStrategy") != "AFFIRMATIVE":
+                differences.append("decisionStrategy")
+            if differences:
+                self.change(
+                    "update",
+                    f"admin permission {name}",
+                    ", ".join(differences),
+                    write=lambda pid=pid, body=body: self._authz_write(
+                        "put", f"permission/scope/{pid}", {**body, "id": pid}
+                    ),
+                )
+
+    # -- authentication flows
+
+    def _raw(self, method: str, path: str, body: Any = None, **params: Any) -> Any:
+        url = f"admin/realms/{self.realm}/{path}"
+        connection = self.admin.connection
+        if method == "get":
+            response = connection.raw_get(url, **params)
+        elif method == "delete":
+            response = connection.raw_delete(url)
+        else:
+            response = getattr(connection, f"raw_{method}")(url, data=json.dumps(body))
+        if response.status_code >= 400:
+            raise RealmDefinitionError(
+                f"{method.upper()} {path}: HTTP {response.status_code} {response.text[:300]}"
+            )
+        return response.json() if response.text else None
+
+    @staticmethod
+    def _desired_steps(executions: list[Mapping[str, Any]], level: int = 0) -> list[tuple]:
+        """A flow's executions as (level, name, requirement, config) rows, depth first."""
+        rows: list[tuple] = []
+        for execution in executions:
+            config = (execution.get("config") or {}).get("config")
+            name = execution.get("flow") or execution["authenticator"]
+            rows.append((level, name, execution["requirement"], _canonical(config)))
+            if "flow" in execution:
+                rows += _Applier._desired_steps(execution.get("executions", []), level + 1)
+        return rows
+
+    def _current_steps(self, alias: str) -> list[tuple]:
+        rows = []
+        for execution in self._raw("get", f"authentication/flows/{quote(alias)}/executions"):
+            name = (
+                execution["displayName"]
+                if execution.get("authenticationFlow")
+                else execution.get("providerId")
+            )
+            config = None
+            if execution.get("authenticationConfig"):
+                found = self._raw(
+                    "get", f"authentication/config/{execution['authenticationConfig']}"
+                )
+                config = _canonical(found.get("config"))
+            rows.append((execution["level"], name, execution["requirement"], config))
+        return rows
+
+    def _add_executions(self, parent: str, executions: list[Mapping[str, Any]]) -> None:
+        base = f"authentication/flows/{quote(parent)}/executions"
+        for execution in executions:
+            if "flow" in execution:
+                self._raw(
+                    "post",
+                    f"{base}/flow",
+                    {"alias": execution["flow"], "type": "basic-flow", "description": ""},
+                )
+            else:
+                self._raw("post", f"{base}/execution", {"provider": execution["authenticator"]})
+            added = [e for e in self._raw("get", base) if e["level"] == 0][-1]
+            self._raw("put", base, {**added, "requirement": execution["requirement"]})
+            if execution.get("config"):
+                self._raw(
+                    "post", f"authentication/executions/{added['id']}/config", execution["config"]
+                )
+            if "flow" in execution:
+                self._add_executions(execution["flow"], execution.get("executions", []))
+
+    def apply_flow(self, flow: Mapping[str, Any]) -> None:
+        """Make a top-level flow exactly as defined (rebuilt whole when it differs), and bind it.
+
+        A flow is compared as a list of its steps (nesting, authenticator or sub-flow,
+        requirement, configuration); a difference rebuilds it, which is simpler and safer than
+        editing executions in place, and rare.
+        """
+        alias, binding = flow["alias"], flow.get("bindAs")
+        target = f"authentication flow {alias}"
+        existing = (
+            {f["alias"]: f for f in self._raw("get", "authentication/flows")}
+            if self.realm_exists
+            else {}
+        )
+        current = existing.get(alias)
+        desired = self._desired_steps(flow["executions"])
+        realm = self.admin.get_realm(self.realm) if self.realm_exists else {}
+
+        def build() -> None:
+            if current is not None:
+                if binding and realm.get(binding) == alias:
+                    self.admin.update_realm(self.realm, {binding: "browser"})
+                self._raw("delete", f"authentication/flows/{current['id']}")
+            self._raw(
+                "post",
+                "authentication/flows",
+                {
+                    "alias": alias,
+                    "description": flow.get("description", ""),
+                    "providerId": "basic-flow",
+                    "topLevel": True,
+                    "builtIn": False,
+                },
+            )
+            self._add_executions(alias, flow["executions"])
+
+        if current is None:
+            self.change("create", target, write=build)
+        elif self._current_steps(alias) != desired:
+            self.change("update", target, "executions differ (rebuilt)", write=build)
+        if binding:
+            bound = (
+                self.admin.get_realm(self.realm)
+                if self.realm_exists and not self.dry_run
+                else realm
+            ).get(binding)
+            if bound != alias:
+                self.change(
+                    "update",
+                    f"realm {self.realm}",
+                    f"{binding} {bound!r} → {alias!r}",
+                    write=lambda: self.admin.update_realm(self.realm, {binding: alias}),
+                )
+
+
+def _canonical(config: Mapping[str, Any] | None) -> str | None:
+    return json.dumps(dict(config), sort_keys=True) if config else None

@@ -13,11 +13,13 @@ from __future__ import annotations
 import logging
 import time
 from collections import Counter
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from itertools import groupby
 
-from .gateway import KeycloakGateway
 from .model import ActualState, DesiredGroup, MemberChange, Plan, RoleMappingChange
+from .pending_logouts import PendingLogouts
+from .ports import KeycloakWrites
 
 log = logging.getLogger("sync.apply")
 BULK_USER_LOOKUP = 50
@@ -46,14 +48,25 @@ class ApplyReport:
         return sum(self.writes.values())
 
 
-def apply_plan(gateway: KeycloakGateway, plan: Plan, actual: ActualState) -> ApplyReport:
-    """Write ``plan`` (computed against ``actual``) to Keycloak."""
+def apply_plan(
+    gateway: KeycloakWrites,
+    plan: Plan,
+    actual: ActualState,
+    pending: PendingLogouts | None = None,
+) -> ApplyReport:
+    """Write ``plan`` (computed against ``actual``) to Keycloak.
+
+    With ``pending``, the plan's logouts are recorded there before the first write, and each
+    leaves it once done (see ``sync.pending_logouts``).
+    """
     before = Counter(gateway.writes)
     report = ApplyReport()
+    if pending is not None:
+        pending.add(plan.logouts)
     group_ids = _GroupIds(actual, report.created)
 
-    for _, level in groupby(plan.create_groups, key=lambda group: group.path.count("/")):
-        level = list(level)
+    for _, same_depth in groupby(plan.create_groups, key=lambda group: group.path.count("/")):
+        level = list(same_depth)
         for group, group_id in zip(
             level,
             gateway.parallel(lambda g: _create_group(gateway, g, group_ids), level),
@@ -113,7 +126,52 @@ def apply_plan(gateway: KeycloakGateway, plan: Plan, actual: ActualState) -> App
         ),
         plan.delete_groups,
     )
-    leaving = [name for name in plan.logouts if name in user_ids]
+    report.problems += log_out(gateway, plan.logouts, user_ids, pending)
+
+    report.writes = Counter(gateway.writes)
+    report.writes.subtract(before)
+    report.writes = +report.writes
+    report.user_ids = user_ids
+    return report
+
+
+@dataclass
+class FaultInjection:
+    """Test-only hooks at the points where a failure costs the most; all None in production.
+
+    ``before_logout`` is called with the usernames about to be logged out, after their
+    memberships were removed and before the logout: a test makes it raise (Keycloak failing
+    there) or block until the worker process is killed.
+    """
+
+    before_logout: Callable[[Sequence[str]], None] | None = None
+
+
+FAULT_INJECTION = FaultInjection()
+
+
+def log_out(
+    gateway: KeycloakWrites,
+    usernames: Iterable[str],
+    user_ids: dict[str, str],
+    pending: PendingLogouts | None = None,
+) -> list[str]:
+    """End every session of ``usernames`` (logout, then the sweep); returns the problems.
+
+    Users unknown to ``user_ids`` are looked up by exact username; one Keycloak does not know
+    has no session to end. A name leaves ``pending`` once its logout and sweep succeeded; one
+    whose session outlived the sweep stays, to be tried again by the next run.
+    """
+    names = sorted(set(usernames))
+    if not names:
+        return []
+    unknown = [name for name in names if name not in user_ids]
+    for name, user_id in zip(unknown, gateway.parallel(gateway.find_user_id, unknown), strict=True):
+        if user_id:
+            user_ids[name] = user_id
+    leaving = [name for name in names if name in user_ids]
+    if FAULT_INJECTION.before_logout is not None:
+        FAULT_INJECTION.before_logout(leaving)
     sessions = gateway.parallel(lambda name: gateway.session_ids(user_ids[name]), leaving)
     gateway.parallel(
         lambda username: gateway.write(
@@ -121,16 +179,13 @@ def apply_plan(gateway: KeycloakGateway, plan: Plan, actual: ActualState) -> App
         ),
         leaving,
     )
-    survivors = _end_sessions_that_outlived_logout(
-        gateway, [session for found in sessions for session in found]
-    )
-    report.problems += [f"session {session} outlived the logout" for session in survivors]
-
-    report.writes = Counter(gateway.writes)
-    report.writes.subtract(before)
-    report.writes = +report.writes
-    report.user_ids = user_ids
-    return report
+    owner = {
+        session: name for name, found in zip(leaving, sessions, strict=True) for session in found
+    }
+    survivors = _end_sessions_that_outlived_logout(gateway, list(owner))
+    if pending is not None:
+        pending.discard(set(names) - {owner[session] for session in survivors})
+    return [f"session {session} outlived the logout" for session in survivors]
 
 
 class _GroupIds:
@@ -159,7 +214,7 @@ SWEEP_DELAY_SECONDS = 0.25
 SWEEP_ROUNDS = 5
 
 
-def _end_sessions_that_outlived_logout(gateway: KeycloakGateway, sessions: list[str]) -> list[str]:
+def _end_sessions_that_outlived_logout(gateway: KeycloakWrites, sessions: list[str]) -> list[str]:
     """Delete, by id, the sessions a user had before the logout; the ones still there remain.
 
     Keycloak 26 loses a race (measured: 5 logouts in 40 with a refresh in flight): a refresh
@@ -180,7 +235,7 @@ def _end_sessions_that_outlived_logout(gateway: KeycloakGateway, sessions: list[
     return sessions
 
 
-def _create_group(gateway: KeycloakGateway, group: DesiredGroup, group_ids: _GroupIds) -> str:
+def _create_group(gateway: KeycloakWrites, group: DesiredGroup, group_ids: _GroupIds) -> str:
     payload = {
         "name": group.name,
         "attributes": {name: list(values) for name, values in group.attributes.items()},
@@ -197,7 +252,7 @@ def _create_group(gateway: KeycloakGateway, group: DesiredGroup, group_ids: _Gro
     return existing["id"]
 
 
-def _change_roles(gateway: KeycloakGateway, change: RoleMappingChange, group_id: str) -> str:
+def _change_roles(gateway: KeycloakWrites, change: RoleMappingChange, group_id: str) -> str:
     roles = gateway.client_roles(change.client_id)
     undefined = sorted((change.add | change.remove) - set(roles))
     if undefined:
@@ -220,7 +275,7 @@ def _change_roles(gateway: KeycloakGateway, change: RoleMappingChange, group_id:
     return message if undefined else ""
 
 
-def _resolve_users(gateway: KeycloakGateway, usernames: set[str], user_ids: dict[str, str]) -> None:
+def _resolve_users(gateway: KeycloakWrites, usernames: set[str], user_ids: dict[str, str]) -> None:
     """Fill ``user_ids`` for ``usernames``: one listing when many are unknown, then searches.
 
     The listing is only for a realm that holds its users itself: on a federated realm every

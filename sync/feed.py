@@ -18,6 +18,9 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Protocol
 
+from iacs.directory.errors import InvalidEntry
+from iacs.directory.mapping import from_generalized_time, to_generalized_time
+
 CLOCK_MARGIN = timedelta(seconds=60)
 
 OVERLAP = timedelta(seconds=5)
@@ -59,21 +62,27 @@ class CursorFile:
         payload = json.dumps(
             {"cursor": cursor, "exact": exact, "saved_at": datetime.now(UTC).isoformat()}
         )
-        fd, temporary = tempfile.mkstemp(prefix=".cursor-", dir=self.path.parent)
-        try:
-            with os.fdopen(fd, "w", encoding="utf-8") as handle:
-                handle.write(payload)
-                handle.flush()
-                os.fsync(handle.fileno())
-            os.replace(temporary, self.path)
-        except BaseException:
-            Path(temporary).unlink(missing_ok=True)
-            raise
-        directory = os.open(self.path.parent, os.O_RDONLY)
-        try:
-            os.fsync(directory)
-        finally:
-            os.close(directory)
+        write_durably(self.path, payload)
+
+
+def write_durably(path: Path, text: str) -> None:
+    """Replace ``path`` with ``text`` so that a crash leaves the old or the new file, never a
+    torn one: a temporary file beside it, fsync'd, renamed over it, and the folder fsync'd."""
+    fd, temporary = tempfile.mkstemp(prefix=f".{path.name}-", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(text)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(temporary, path)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
+    directory = os.open(path.parent, os.O_RDONLY)
+    try:
+        os.fsync(directory)
+    finally:
+        os.close(directory)
 
 
 @dataclass(frozen=True, slots=True)
@@ -111,7 +120,7 @@ class ChangeFeed:
         if not gap and self.exact:  # the cursor's own entry, or later ones, were purged
             oldest = self.source.oldest_change_cursor()
             # An empty log is a gap too: the cursor's entry is gone, and so is anything after it.
-            gap = oldest is None or oldest > self.cursor
+            gap = oldest is None or self.cursor is None or oldest > self.cursor
         low = self._overlap_start()
         read: list = []
         cursor = low
@@ -160,15 +169,12 @@ class ChangeFeed:
 
 def generalized_time(moment: datetime) -> str:
     """An aware datetime in slapd's reqStart form (``YYYYmmddHHMMSS.ffffffZ``, UTC)."""
-    return moment.astimezone(UTC).strftime("%Y%m%d%H%M%S.%fZ")
+    return to_generalized_time(moment, fraction="micro")
 
 
 def parse_generalized_time(value: str) -> datetime | None:
     """``20261129004512.123456Z`` (slapd's reqStart) as an aware datetime; None if unparsable."""
-    text = value.rstrip("Z")
-    for layout in ("%Y%m%d%H%M%S.%f", "%Y%m%d%H%M%S"):
-        try:
-            return datetime.strptime(text, layout).replace(tzinfo=UTC)
-        except ValueError:
-            continue
-    return None
+    try:
+        return from_generalized_time(value)
+    except InvalidEntry:
+        return None

@@ -25,6 +25,8 @@ from keycloak.exceptions import KeycloakError
 
 from iacs.settings import KeycloakSettings
 
+from .model import TOP_GROUP
+
 T = TypeVar("T")
 R = TypeVar("R")
 PAGE = 5000
@@ -54,8 +56,9 @@ def _read_environment_once(admin: KeycloakAdmin, url: str) -> None:
     session = getattr(admin.connection, "_s", None)
     if isinstance(session, requests.Session):
         session.proxies.update(requests.utils.get_environ_proxies(url))
-        if _ca_bundle() and admin.connection.verify is True:
-            admin.connection.verify = _ca_bundle()
+        bundle = _ca_bundle()
+        if bundle and admin.connection.verify is True:
+            admin.connection.verify = bundle
         session.trust_env = False
 
 
@@ -90,8 +93,10 @@ class KeycloakGateway:
         self._clients: dict[str, str] = {}
         self._roles: dict[str, dict[str, dict]] = {}
         self._federated: bool | None = None
-        self._base = admin.connection.base_url.rstrip("/") + "/"
+        self._base = str(admin.connection.base_url).rstrip("/") + "/"
         self._http = _http_pool(self._base, max(workers, READ_WORKERS))
+        self.on_request: Callable[[], None] | None = None
+        """Called after each admin-API request (``iacs sync once``'s progress bar counts them)."""
 
     @classmethod
     def from_settings(cls, settings: KeycloakSettings, workers: int = 8) -> KeycloakGateway:
@@ -109,6 +114,14 @@ class KeycloakGateway:
         )
         _read_environment_once(admin, server_url)
         return cls(admin, workers=workers)
+
+    def check(self) -> None:
+        """Sign in and read one user now, so a command fails at start on a wrong URL or secret.
+
+        The error is the gateway's usual ``KeycloakUnavailable`` (caused by python-keycloak's
+        error, with its HTTP status) for ``iacs.cli_errors`` to name.
+        """
+        self.get("users", first=0, max=1, briefRepresentation="true")
 
     @property
     def total_writes(self) -> int:
@@ -136,6 +149,8 @@ class KeycloakGateway:
                 response = self._http.request("GET", url, fields=fields, headers=connection.headers)
         except (KeycloakError, urllib3.exceptions.HTTPError) as exc:
             raise KeycloakUnavailable(f"GET {path}: {exc}") from exc
+        if self.on_request is not None:
+            self.on_request()
         if response.status == 404:
             return None
         if response.status >= 400:
@@ -165,19 +180,46 @@ class KeycloakGateway:
 
     def client_uuid(self, client_id: str) -> str:
         """Keycloak's internal id of an application client (cached)."""
+        self._load_application_roles()
         if client_id not in self._clients:
-            found = self.get("clients", clientId=client_id) or []
-            if not found:
-                raise KeycloakUnavailable(f"client {client_id!r} does not exist in the realm")
-            self._clients[client_id] = found[0]["id"]
+            raise KeycloakUnavailable(
+                f"client {client_id!r}: no role of it may be mapped by the sync client "
+                "(does the client exist, with the catalogue's roles, and is the realm applied?)"
+            )
         return self._clients[client_id]
 
     def client_roles(self, client_id: str) -> dict[str, dict]:
         """The client's roles by name (cached): the representations role mappings need."""
-        if client_id not in self._roles:
-            roles = self.get(f"clients/{self.client_uuid(client_id)}/roles") or []
-            self._roles[client_id] = {role["name"]: role for role in roles}
-        return self._roles[client_id]
+        self._load_application_roles()
+        return self._roles.get(client_id, {})
+
+    def _load_application_roles(self) -> None:
+        """Learn the client roles the sync client may map, with their clients' ids, once.
+
+        The sync client holds no right on clients themselves (reading a client would show its
+        secret: Keycloak guards its roles list with the client's ``view``). It holds
+        ``map-roles`` on the catalogue's clients only, and the one call that lists exactly the
+        roles a delegated administrator may map, with each role's client id, is the admin
+        console's ``ui-ext/available-roles/groups/{id}`` (Keycloak 26.5): asked for the top
+        group, which never carries roles, it lists them all.
+        """
+        if self._roles:
+            return
+        top = self.get(f"group-by-path/{TOP_GROUP}")
+        if not top:
+            return
+        roles: dict[str, dict[str, dict]] = {}
+        for role in self.get_all(f"ui-ext/available-roles/groups/{top['id']}"):
+            # this endpoint names the client's clientId "client" and its internal id "clientId"
+            client_id, client_uuid = role["client"], role["clientId"]
+            self._clients[client_id] = client_uuid
+            roles.setdefault(client_id, {})[role["role"]] = {
+                "id": role["id"],
+                "name": role["role"],
+                "clientRole": True,
+                "containerId": client_uuid,
+            }
+        self._roles = roles
 
     def has_user_federation(self) -> bool:
         """Whether the realm's users come from LDAP (asked once; it decides how to look up).
@@ -221,8 +263,12 @@ class KeycloakGateway:
         try:
             return call()
         except KeycloakError as exc:
-            if status_of(exc) in tolerate:
+            status = status_of(exc)
+            if status in tolerate:
                 return None
-            if status_of(exc) is None or status_of(exc) >= 500:
+            if status is None or status >= 500:
                 raise KeycloakUnavailable(f"{kind}: {exc}") from exc
             raise
+        finally:
+            if self.on_request is not None:
+                self.on_request()

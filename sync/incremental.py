@@ -105,12 +105,12 @@ def advance(
             scope.add(path)
         for path in new:
             scope.add(path)  # also when unchanged: a user Keycloak lacked last time is retried
-            holders = index.members.get(path)
-            if holders is None:
+            known = index.members.get(path)
+            if known is None:
                 index.members[path] = {username}
                 leaf_added(path)
                 continue
-            holders.add(username)
+            known.add(username)
             if groups.get(path) != partial.groups[path]:
                 groups[path] = partial.groups[path]
         if new:

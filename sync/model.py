@@ -1,16 +1,16 @@
-"""The data the sync worker passes between its stages: a directory snapshot in, a desired state out.
+"""The data the sync worker passes between its stages: a desired state, Keycloak's state, a plan.
 
+The snapshot that comes in is the directory's own ``iacs.directory.DirectorySnapshot``.
 ``project(snapshot, catalogue) -> DesiredState`` is pure, so every type here is plain, frozen data
 with no reference to LDAP or Keycloak. Group paths are Keycloak group paths (``/iacs/...``).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from types import MappingProxyType
 
-from iacs.domain import Membership, Organization, SurrogateGroup, UserGroup
+from iacs.domain import Membership
 
 TOP_GROUP = "iacs"
 """Name of the one top-level Keycloak group the worker manages; nothing outside it is touched."""
@@ -22,40 +22,6 @@ AFFILIATION_ATTRIBUTE_PREFIX = "iacs_affiliation."
 def affiliation_attribute(client_id: str) -> str:
     """The group attribute that the client's user-attribute mapper reads (APP-2: one per client)."""
     return f"{AFFILIATION_ATTRIBUTE_PREFIX}{client_id}"
-
-
-def _frozen(mapping: Mapping) -> Mapping:
-    return MappingProxyType(dict(mapping))
-
-
-@dataclass(frozen=True, slots=True)
-class DirectorySnapshot:
-    """Everything the projection needs from the directory, read at one moment.
-
-    ``people`` maps a username to their approved memberships. User groups are keyed by
-    ``(organization_id, group_id)`` because a group id is unique only within its organization.
-    """
-
-    people: Mapping[str, frozenset[Membership]]
-    organizations: Mapping[str, Organization] = field(default_factory=dict)
-    user_groups: Mapping[tuple[str, str], UserGroup] = field(default_factory=dict)
-    surrogate_groups: Mapping[str, SurrogateGroup] = field(default_factory=dict)
-
-    @classmethod
-    def of(
-        cls,
-        people: Mapping[str, Iterable[Membership]],
-        organizations: Iterable[Organization] = (),
-        user_groups: Iterable[UserGroup] = (),
-        surrogate_groups: Iterable[SurrogateGroup] = (),
-    ) -> DirectorySnapshot:
-        """Build a snapshot from plain collections (indexing them by id)."""
-        return cls(
-            people=_frozen({name: frozenset(ms) for name, ms in people.items()}),
-            organizations=_frozen({org.id: org for org in organizations}),
-            user_groups=_frozen({(g.organization_id, g.id): g for g in user_groups}),
-            surrogate_groups=_frozen({s.id: s for s in surrogate_groups}),
-        )
 
 
 @dataclass(frozen=True, slots=True)

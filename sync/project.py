@@ -14,14 +14,14 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
 
+from iacs.catalogue import Catalogue
+from iacs.directory import DirectorySnapshot
 from iacs.domain import EntityStatus, Membership, Role, ScopeKind, is_valid_id, normalize_identifier
 
-from .catalogue import Catalogue
 from .model import (
     TOP_PATH,
     DesiredGroup,
     DesiredState,
-    DirectorySnapshot,
     SkippedMembership,
     affiliation_attribute,
 )
@@ -37,6 +37,22 @@ LEAF_NAMES: Mapping[Role, str] = MappingProxyType(
     }
 )
 """The leaf group name of each role."""
+
+MFA_ATTRIBUTE = "iacs_mfa"
+"""Group attribute of the leaves whose members must sign in with a second factor: Keycloak's
+browser flow (``keycloak_config/realm.json``, ``iacs-second-factor``) asks for one when a user's
+groups carry it with the value ``MFA_REQUIRED``."""
+MFA_REQUIRED = "required"
+MFA_ROLES: frozenset[Role] = frozenset(
+    {
+        Role.HELP_DESK,
+        Role.SECURITY_OFFICIAL,
+        Role.BACKUP_SECURITY_OFFICIAL,
+        Role.USER_GROUP_ADMINISTRATOR,
+    }
+)
+"""The roles that hold authority over others' access (issue 13, item 8); to require a second
+factor of everyone, the realm's ``iacs-second-factor`` sub-flow is made REQUIRED instead."""
 
 _SCOPE_OF_ROLE: Mapping[Role, frozenset[ScopeKind]] = MappingProxyType(
     {
@@ -177,6 +193,8 @@ def leaf_group(affiliation: Affiliation, catalogue: Catalogue) -> DesiredGroup:
         attributes[affiliation_attribute(client_id)] = (affiliation.claim(granted),)
         if granted:
             client_roles[client_id] = granted
+    if affiliation.role in MFA_ROLES:
+        attributes[MFA_ATTRIBUTE] = (MFA_REQUIRED,)
     return DesiredGroup(
         path=affiliation.path,
         attributes=MappingProxyType(attributes),

@@ -7,15 +7,29 @@ import json
 import time
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
+from typing import Protocol
+
+from iacs.catalogue import Catalogue
+from iacs.directory import DirectorySnapshot
 
 from .apply import ApplyReport, apply_plan
-from .catalogue import Catalogue
 from .diff import diff
 from .gateway import KeycloakGateway
 from .incremental import DesiredIndex, advance
 from .keycloak_state import read_actual
-from .model import ActualGroup, ActualState, DesiredState, DirectorySnapshot, Plan
+from .model import ActualGroup, ActualState, DesiredState, Plan
+from .pending_logouts import PendingLogouts
 from .project import project
+
+
+class ReconcileProgress(Protocol):
+    """Told how a long reconcile goes (``iacs sync once`` draws a bar from it)."""
+
+    def stage(self, name: str, total: int | None = None) -> None:
+        """A stage begins; ``total`` is how many requests it will make, when known."""
+
+    def advance(self, count: int = 1) -> None:
+        """``count`` more requests of the current stage are done."""
 
 
 @dataclass
@@ -155,19 +169,40 @@ def reconcile(
     catalogue: Catalogue,
     actual: ActualState | None = None,
     memo: dict | None = None,
+    pending: PendingLogouts | None = None,
+    progress: ReconcileProgress | None = None,
 ) -> ReconcileResult:
     """Make Keycloak's managed subtree match the snapshot; a second call writes nothing.
 
     ``actual`` is the state Keycloak is known to be in (the worker's cache after its last
-    apply); without it Keycloak is read in full. ``memo`` is passed to ``project``.
+    apply); without it Keycloak is read in full. ``memo`` is passed to ``project``; ``pending``
+    to ``apply_plan`` (the durable record of owed logouts); ``progress`` is told of each
+    request to Keycloak.
     """
     started = time.perf_counter()
     desired = project(snapshot, catalogue, memo)
     projected = time.perf_counter()
-    if actual is None:
-        actual = read_actual(gateway)
-    stages = {"project": projected - started, "read": time.perf_counter() - projected}
-    return _diff_and_apply(gateway, desired, actual, desired.members_of(), None, started, stages)
+    if progress is not None:
+        gateway.on_request = progress.advance
+    try:
+        if actual is None:
+            if progress is not None:
+                progress.stage("read Keycloak")
+            actual = read_actual(gateway)
+        stages = {"project": projected - started, "read": time.perf_counter() - projected}
+        return _diff_and_apply(
+            gateway,
+            desired,
+            actual,
+            desired.members_of(),
+            None,
+            started,
+            stages,
+            pending,
+            progress,
+        )
+    finally:
+        gateway.on_request = None
 
 
 def reconcile_people(
@@ -180,6 +215,7 @@ def reconcile_people(
     actual: ActualState,
     touched: Collection[str],
     memo: dict | None = None,
+    pending: PendingLogouts | None = None,
 ) -> ReconcileResult:
     """An incremental run: only the ``touched`` people are projected, diffed and applied.
 
@@ -192,7 +228,7 @@ def reconcile_people(
     partial = project(dataclasses.replace(snapshot, people=people), catalogue, memo)
     desired, scope = advance(previous, index, partial, touched)
     stages = {"project": time.perf_counter() - started}
-    return _diff_and_apply(gateway, desired, actual, index.members, scope, started, stages)
+    return _diff_and_apply(gateway, desired, actual, index.members, scope, started, stages, pending)
 
 
 def _diff_and_apply(
@@ -203,12 +239,16 @@ def _diff_and_apply(
     scope: Collection[str] | None,
     started: float,
     stages: dict[str, float],
+    pending: PendingLogouts | None = None,
+    progress: ReconcileProgress | None = None,
 ) -> ReconcileResult:
     """The part of every run once the desired state is known: diff, apply, record."""
     before = time.perf_counter()
     plan = diff(desired, actual, scope=scope, members=members)
     planned = time.perf_counter()
-    report = apply_plan(gateway, plan, actual) if not plan.is_empty else ApplyReport()
+    if progress is not None:  # about one request per change (lookups of new members aside)
+        progress.stage("write Keycloak", total=sum(plan.summary().values()))
+    report = apply_plan(gateway, plan, actual, pending) if not plan.is_empty else ApplyReport()
     applied = time.perf_counter()
     return ReconcileResult(
         desired=desired,

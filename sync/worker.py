@@ -20,26 +20,30 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-import signal
 import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import Future
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any, TypeVar
 
 import requests
 from keycloak.exceptions import KeycloakError
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
+from iacs.catalogue import Catalogue, load_catalogue
+from iacs.directory import DirectoryError, DirectorySnapshot
 from iacs.settings import Settings
 
-from .catalogue import Catalogue, load_catalogue
+from .apply import log_out
 from .feed import Batch, ChangeFeed, CursorFile
 from .gateway import KeycloakGateway, KeycloakUnavailable
 from .incremental import DesiredIndex
 from .keycloak_state import read_actual
 from .model import ActualState, DesiredState
+from .pending_logouts import PendingLogouts
+from .ports import SyncDirectory
 from .reconcile import ReconcileResult, Written, overlay, reconcile, reconcile_people
 
 log = logging.getLogger("sync.worker")
@@ -49,8 +53,6 @@ MAX_BACKOFF_SECONDS = 30.0
 
 def _retryable() -> tuple[type[BaseException], ...]:
     """Failures that mean "a server is down or busy": retry later, never crash."""
-    from iacs.directory import DirectoryError
-
     return (DirectoryError, KeycloakUnavailable, KeycloakError, requests.RequestException, OSError)
 
 
@@ -104,14 +106,19 @@ class Metrics:
 
 
 class SyncWorker:
-    """One worker: its connections, its cursor, its cached Keycloak state and its metrics."""
+    """One worker: its connections, its cursor, its cached Keycloak state and its metrics.
+
+    It is handed its directory and a factory of Keycloak gateways (``sync.main.build_worker``
+    builds the production ones); the factory is called again after a Keycloak failure, for a
+    fresh token and session.
+    """
 
     def __init__(
         self,
         settings: Settings,
         *,
-        directory: Any = None,
-        gateway_factory: Callable[[], KeycloakGateway] | None = None,
+        directory: SyncDirectory,
+        gateway_factory: Callable[[], KeycloakGateway],
         catalogue: Catalogue | None = None,
         metrics: Metrics | None = None,
     ) -> None:
@@ -119,16 +126,12 @@ class SyncWorker:
         self.catalogue = catalogue or load_catalogue(settings.sync.catalogue_file)
         self._leaves: dict = {}
         """Leaf groups already projected with this catalogue (see ``sync.project.project``)."""
-        if directory is None:
-            from iacs.directory import Directory
-
-            directory = Directory(settings.ldap, account="sync")
         self.directory = directory
-        self.gateway_factory = gateway_factory or (
-            lambda: KeycloakGateway.from_settings(settings.keycloak)
-        )
+        self.gateway_factory = gateway_factory
         self.gateway: KeycloakGateway | None = None
         self.feed = ChangeFeed(directory, CursorFile(settings.sync.cursor_file))
+        self.pending_logouts = PendingLogouts(pending_logouts_path(settings))
+        self.pending_logouts.load()  # an unreadable record stops the start, never forgotten
         self.metrics = metrics or Metrics()
         self.cache: ActualState | None = None
         self._desired: DesiredState | None = None
@@ -137,7 +140,7 @@ class SyncWorker:
         self._drift: Future[ActualState] | None = None
         self._written = Written()
         """What the worker wrote since the running drift check began to read."""
-        self._snapshot: Any = None
+        self._snapshot: DirectorySnapshot | None = None
         self.last_error: str | None = None
         self.last_success: float | None = None
         self._next_full = 0.0
@@ -165,6 +168,7 @@ class SyncWorker:
             "last_error": self.last_error,
             "cursor": self.feed.cursor,
             "consecutive_failures": self._failures,
+            "pending_logouts": len(self.pending_logouts.load()),
         }
         return self.last_error is None, details
 
@@ -174,7 +178,34 @@ class SyncWorker:
         """One run if there is anything to do (a full one when ``full`` or the feed has a gap).
 
         When a drift check's read of Keycloak has finished, this run is that full reconcile.
+        Then the logouts still owed (a run that failed or was killed between a removal and its
+        logout) are finished, whether or not there was anything else to do.
         """
+        result = self._step(full=full)
+        self.settle_logouts()
+        return result
+
+    def settle_logouts(self) -> int:
+        """Log out everyone the durable record still owes a logout; returns how many were owed.
+
+        A run's own logouts leave the record as they are done; whatever remains is from a run
+        that failed or was killed after its removals, when the retried run plans no logout.
+        """
+        owed = self.pending_logouts.load()
+        if not owed:
+            return 0
+        if self.gateway is None:
+            self.gateway = self.gateway_factory()
+        user_ids = dict(self.cache.user_ids) if self.cache is not None else {}
+        problems = log_out(self.gateway, owed, user_ids, self.pending_logouts)
+        self.metrics.logouts.inc(len(owed))
+        log.warning(
+            "logouts owed by an interrupted run were done",
+            extra={"usernames": sorted(owed)[:20], "problem_list": problems[:20]},
+        )
+        return len(owed)
+
+    def _step(self, *, full: bool) -> ReconcileResult | None:
         nudged = self._nudged.is_set()
         self._nudged.clear()
         batch = self.feed.pending()
@@ -216,6 +247,8 @@ class SyncWorker:
         if self.gateway is None:
             self.gateway = self.gateway_factory()
         if touched is not None and self._snapshot is not None and self._index is not None:
+            # step() runs in full while what Keycloak holds or was last projected is unknown.
+            assert self._desired is not None and self.cache is not None
             people = dict(self._snapshot.people)
             for username in touched:
                 people[username] = self.directory.memberships_of(username)
@@ -230,6 +263,7 @@ class SyncWorker:
                 actual=self.cache,
                 touched=touched,
                 memo=self._leaves,
+                pending=self.pending_logouts,
             )
         else:
             snapshot = self.directory.snapshot()
@@ -243,6 +277,7 @@ class SyncWorker:
                 self.catalogue,
                 actual=known if full else self.cache,
                 memo=self._leaves,
+                pending=self.pending_logouts,
             )
             self._index = DesiredIndex.of(result.desired)
         self._desired = result.desired
@@ -278,6 +313,7 @@ class SyncWorker:
         from the worker's own state; None (and a retry later) when the read failed.
         """
         future, self._drift = self._drift, None
+        assert future is not None and self.cache is not None  # step() calls this when done
         try:
             read = future.result()
         except _retryable() as exc:
@@ -296,9 +332,7 @@ class SyncWorker:
         incremental run; None when it touched more (an organization, a group, a surrogate
         group's associations): then the whole snapshot is read again.
         """
-        tree = getattr(self.directory, "tree", None)
-        if tree is None or not hasattr(self.directory, "memberships_of"):
-            return None
+        tree = self.directory.tree
         ignored = tuple(f",{base}".lower() for base in (tree.requests, tree.audit))
         touched: set[str] = set()
         for change in batch.changes:
@@ -373,6 +407,12 @@ class SyncWorker:
         self._stop.wait(timeout=delay)
 
 
+def pending_logouts_path(settings: Settings) -> Path:
+    """The record of owed logouts: the setting, or beside the cursor file."""
+    sync = settings.sync
+    return sync.pending_logouts_file or sync.cursor_file.with_suffix(".logouts.json")
+
+
 def _in_background(function: Callable[[], T]) -> Future[T]:
     """``function`` on a daemon thread: a stopping worker does not wait for a long read."""
     future: Future[T] = Future()
@@ -389,45 +429,4 @@ def _in_background(function: Callable[[], T]) -> Future[T]:
 
 
 def _is_directory_error(exc: BaseException) -> bool:
-    from iacs.directory import DirectoryError
-
     return isinstance(exc, DirectoryError)
-
-
-def run_once(settings: Settings, progress: bool = False) -> ReconcileResult:
-    """One full reconcile (``iacs sync once``); the change-feed cursor is left alone."""
-    from .logs import configure_logging
-
-    configure_logging(logging.INFO if progress else logging.WARNING)
-    from iacs.directory import Directory
-
-    catalogue = load_catalogue(settings.sync.catalogue_file)
-    with Directory(settings.ldap, account="sync") as directory:
-        started = time.perf_counter()
-        snapshot = directory.snapshot()
-        read_directory = time.perf_counter() - started
-        gateway = KeycloakGateway.from_settings(settings.keycloak)
-        result = reconcile(gateway, snapshot, catalogue)
-    result.timings = {"snapshot": read_directory, **result.timings}
-    result.timings["total"] += read_directory
-    if progress:
-        log.info("sync once done", extra=result.summary())
-    return result
-
-
-def run_forever(settings: Settings) -> None:
-    """``iacs sync run``: the worker with its HTTP endpoint, until SIGTERM or SIGINT."""
-    from .http import serve
-    from .logs import configure_logging
-
-    configure_logging()
-    worker = SyncWorker(settings)
-    server = serve(worker, settings.sync.listen)
-    for signum in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(signum, lambda *_: worker.stop())
-    log.info("sync worker started", extra={"listen": settings.sync.listen})
-    try:
-        worker.run()
-    finally:
-        server.shutdown()
-        log.info("sync worker stopped")

@@ -4,15 +4,24 @@ from __future__ import annotations
 
 import pytest
 
-from iacs.settings import SettingsError, known_environment_variables, load_settings
+from iacs.settings import (
+    PortalSettings,
+    Settings,
+    SettingsError,
+    known_environment_variables,
+    load_settings,
+    settings_to_env,
+)
 
 
-def test_defaults_are_valid() -> None:
+def test_defaults_are_valid(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("IACS_ENVIRONMENT", "development")  # the defaults are the dev stack's
     settings = load_settings()
     assert settings.keycloak.issuer.endswith("/realms/iacs")
 
 
 def test_environment_overrides_nested_fields(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("IACS_ENVIRONMENT", "development")
     monkeypatch.setenv("IACS_KEYCLOAK__REALM", "cms")
     monkeypatch.setenv("IACS_SYNC__POLL_INTERVAL_SECONDS", "0.5")
     settings = load_settings()
@@ -38,3 +47,39 @@ def test_unknown_setting_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
 def test_known_variables_cover_every_field() -> None:
     assert "IACS_LDAP__BASE_DN" in known_environment_variables()
     assert "IACS_PORTAL__SECRET_KEY" in known_environment_variables()
+
+
+def test_settings_to_env_carries_the_environment_and_the_session_store(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """What ``iacs dev`` hands its portal process reproduces its settings there."""
+    settings = Settings(
+        environment="development",
+        portal=PortalSettings(session_store_url="redis://:pw@127.0.0.1:6390/0"),
+    )
+    env = settings_to_env(settings)
+    assert env["IACS_ENVIRONMENT"] == "development"
+    assert env["IACS_PORTAL__SESSION_STORE_URL"] == "redis://:pw@127.0.0.1:6390/0"
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    again = load_settings()
+    assert again.environment == "development"
+    assert again.portal.session_store_url.get_secret_value() == "redis://:pw@127.0.0.1:6390/0"
+    assert {"IACS_ENVIRONMENT", "IACS_PORTAL__SESSION_STORE_URL"} <= known_environment_variables()
+
+
+def test_a_session_store_that_is_not_redis_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("IACS_PORTAL__SESSION_STORE_URL", "memory://")
+    with pytest.raises(SettingsError, match="IACS_PORTAL__SESSION_STORE_URL"):
+        load_settings()
+
+
+def test_sec_second_factor_can_be_turned_off_only_in_development(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("IACS_PORTAL__SECOND_FACTOR_REQUIRED", "false")
+    monkeypatch.setenv("IACS_ENVIRONMENT", "production")
+    with pytest.raises(SettingsError, match="IACS_PORTAL__SECOND_FACTOR_REQUIRED"):
+        load_settings()
+    monkeypatch.setenv("IACS_ENVIRONMENT", "development")
+    assert load_settings().portal.second_factor_required is False

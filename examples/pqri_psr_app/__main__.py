@@ -12,6 +12,10 @@ from __future__ import annotations
 import argparse
 import os
 
+from werkzeug.serving import run_simple
+
+from iacs.settings import load_settings
+
 from .app import APPLICATIONS, CALLBACK_PATH, AppConfig, create_app
 
 DEFAULT_PORTS = {"pqri-feedback-reports": 5101, "psr": 5102}
@@ -23,10 +27,6 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, help="default 5101 (PQRI) or 5102 (PS&R)")
     args = parser.parse_args(argv)
-
-    from werkzeug.serving import run_simple
-
-    from iacs.settings import load_settings
 
     settings = load_settings()
     port = args.port or DEFAULT_PORTS[args.client_id]

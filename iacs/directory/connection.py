@@ -14,6 +14,11 @@ operation, it is discarded and the operation is retried once on a fresh connecti
 safe: reads and idempotent writes always, other writes only when the request never left (the
 connection could not be opened). Otherwise ``DirectoryUnavailable`` says the outcome is unknown.
 
+TLS: an ``ldaps://`` URL is verified against ``ca_file`` (``IACS_LDAP__CA_FILE``) or, without
+one, the system's trusted CAs: the certificate must chain to them and name the host
+(``ldap3.Tls(validate=CERT_REQUIRED)``; ldap3 verifies nothing unless told to). A plain
+``ldap://`` URL is only accepted outside production (``iacs.settings`` refuses it there).
+
 No schema is read (``get_info=NONE``) and searches are decoded by ``wire`` from the raw
 response bytes: ldap3's own entry decoding was most of the cost of a 10,000-person snapshot.
 """
@@ -23,8 +28,10 @@ from __future__ import annotations
 import contextlib
 import math
 import select
+import ssl
 import threading
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from pathlib import Path
 from typing import Any, TypeVar
 
 import ldap3
@@ -89,6 +96,30 @@ def error_for(result: Mapping[str, Any], dn: str = "") -> DirectoryError:
     return DirectoryError(full, result_code=code, dn=dn)
 
 
+def ldap_server(
+    url: str, *, ca_file: Path | str | None = None, timeout: float = 5.0
+) -> ldap3.Server:
+    """The ldap3 ``Server`` for ``url``; for ``ldaps://`` one that verifies the certificate.
+
+    The certificate must chain to ``ca_file`` (or, without it, to the system's CAs) and name
+    the URL's host; TLS 1.2 is the minimum (Python's default context). ldap3 alone would
+    accept any certificate, hence this one place that builds servers.
+    """
+    if ca_file is not None and not Path(ca_file).is_file():
+        raise ValueError(f"the LDAP CA file {ca_file} does not exist")
+    tls = ldap3.Tls(
+        validate=ssl.CERT_REQUIRED,
+        ca_certs_file=str(ca_file) if ca_file is not None else None,
+    )
+    return ldap3.Server(
+        url,
+        use_ssl=url.lower().startswith("ldaps://"),
+        tls=tls,
+        get_info=ldap3.NONE,
+        connect_timeout=timeout,
+    )
+
+
 def decode(raw_attributes: Mapping[str, Sequence[bytes]]) -> dict[str, list[str]]:
     """Raw attribute values as UTF-8 strings under lower-case names."""
     return {
@@ -109,10 +140,12 @@ class ConnectionPool:
         timeout: float,
         size: int = 8,
         label: str = "",
+        ca_file: Path | str | None = None,
     ) -> None:
         if size < 1:
             raise ValueError("pool size must be at least 1")
-        self._server = ldap3.Server(url, get_info=ldap3.NONE, connect_timeout=timeout)
+        ldap_server(url, ca_file=ca_file, timeout=timeout)  # a bad URL or CA fails here
+        self._url, self._ca_file = url, ca_file
         self._bind_dn = bind_dn
         self._password = password
         self._timeout = timeout
@@ -126,7 +159,9 @@ class ConnectionPool:
 
     def _open(self) -> ldap3.Connection:
         connection = ldap3.Connection(
-            self._server,
+            # A Server per connection: ldap3 marks an address that failed once unusable for
+            # 5 s and then reports only "invalid server address", hiding the real cause.
+            ldap_server(self._url, ca_file=self._ca_file, timeout=self._timeout),
             self._bind_dn,
             self._password,
             client_strategy=ldap3.SYNC,
@@ -146,9 +181,10 @@ class ConnectionPool:
                 raise BindFailed(
                     f"cannot bind as {self._label}: {result.get('description', 'error')}",
                     result_code=result.get("result"),
+                    dn=self._bind_dn,
                 )
         except LDAPBindError as exc:
-            raise BindFailed(f"cannot bind as {self._label}: {exc}") from exc
+            raise BindFailed(f"cannot bind as {self._label}: {exc}", dn=self._bind_dn) from exc
         return connection
 
     @staticmethod
@@ -194,13 +230,19 @@ class ConnectionPool:
 
     def run(self, operation: Callable[[ldap3.Connection], T], *, idempotent: bool) -> T:
         """Run ``operation`` on a lent connection; retry once on a drop when that is safe."""
+        first_failure: LDAPSocketOpenError | None = None
         for attempt in (1, 2):
             try:
                 connection = self._checkout()
             except LDAPSocketOpenError as exc:
                 if attempt == 1:
+                    first_failure = exc
                     continue
-                raise DirectoryUnavailable(f"cannot reach the directory: {exc}") from exc
+                # ldap3 answers a retry with "invalid server address": name the real cause
+                # (a refused certificate, a refused connection) from the first attempt.
+                raise DirectoryUnavailable(
+                    f"cannot reach the directory: {first_failure or exc}"
+                ) from exc
             except LDAPException as exc:
                 raise DirectoryUnavailable(f"cannot reach the directory: {exc}") from exc
             try:
@@ -341,7 +383,7 @@ class ConnectionPool:
         payload = {name: list(values) for name, values in attributes.items()}
         return self._write(
             dn,
-            lambda connection: connection.add(dn, attributes=payload),
+            lambda connection: connection.add(dn, attributes=payload),  # type: ignore[no-untyped-call]
             allow=allow,
             idempotent=False,
         )
@@ -361,14 +403,17 @@ class ConnectionPool:
         }
         return self._write(
             dn,
-            lambda connection: connection.modify(dn, payload, controls=controls),
+            lambda connection: connection.modify(dn, payload, controls=controls),  # type: ignore[no-untyped-call]
             allow=allow,
             idempotent=idempotent,
         )
 
     def delete(self, dn: str, *, allow: Iterable[int] = ()) -> int:
         return self._write(
-            dn, lambda connection: connection.delete(dn), allow=allow, idempotent=True
+            dn,
+            lambda connection: connection.delete(dn),  # type: ignore[no-untyped-call]
+            allow=allow,
+            idempotent=True,
         )
 
     def set_password(self, dn: str, password: str) -> None:

@@ -12,7 +12,7 @@ import json
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from enum import StrEnum
-from typing import TypeVar
+from typing import Literal, TypeVar, cast
 
 from iacs.directory.dn import Tree
 from iacs.directory.errors import InvalidEntry
@@ -75,6 +75,7 @@ REQUEST_MAP = {
     "ended_at": "iacsEndedAt",
     "end_reason": "iacsEndReason",
     "recertified_at": "iacsRecertifiedAt",
+    "grant_pending_since": "iacsGrantPending",
 }
 AUDIT_MAP = {
     "id": "iacsAuditId",
@@ -136,13 +137,22 @@ E = TypeVar("E", bound=StrEnum)
 # -- values ------------------------------------------------------------------------------
 
 
-def to_generalized_time(moment: datetime) -> str:
-    """A GeneralizedTime in UTC; a naive datetime is taken to be UTC already."""
+def to_generalized_time(
+    moment: datetime, *, fraction: Literal["trimmed", "micro", "none"] = "trimmed"
+) -> str:
+    """A GeneralizedTime in UTC; a naive datetime is taken to be UTC already.
+
+    The one copy of the format. ``fraction`` says how the seconds' fraction is written: without
+    trailing zeros (the project's attributes), always six digits (slapd's ``reqStart``, whose
+    strings the change feed compares as text), or not at all (whole seconds).
+    """
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=UTC)
     moment = moment.astimezone(UTC)
     text = moment.strftime("%Y%m%d%H%M%S")
-    if moment.microsecond:
+    if fraction == "micro":
+        text += f".{moment.microsecond:06d}"
+    elif fraction == "trimmed" and moment.microsecond:
         text += f".{moment.microsecond:06d}".rstrip("0")
     return text + "Z"
 
@@ -194,7 +204,7 @@ def checked(attribute: str, value: str) -> str:
 def enum_value(kind: type[E], value: object, attribute: str) -> str:
     """The string of an enumeration member, accepting the member or its value."""
     try:
-        return kind(value).value
+        return kind(cast(str, value)).value  # a member or its value: StrEnum accepts both
     except ValueError as exc:
         raise InvalidEntry(f"{attribute}: {value!r} is not a {kind.__name__}") from exc
 
@@ -370,6 +380,7 @@ def request_entry(request: Request) -> dict[str, list[str]]:
         ("iacsDecidedAt", request.decided_at),
         ("iacsEndedAt", request.ended_at),
         ("iacsRecertifiedAt", request.recertified_at),
+        ("iacsGrantPending", request.grant_pending_since),
     ):
         if moment is not None:
             entry[attribute] = [to_generalized_time(moment)]
@@ -415,6 +426,7 @@ def request_from(dn: str, attributes: Attributes) -> Request:
         ended_at=_time_or_none(attributes, "iacsEndedAt"),
         end_reason=_read_enum(EndReason, end_reason, dn) if end_reason else None,
         recertified_at=_time_or_none(attributes, "iacsRecertifiedAt"),
+        grant_pending_since=_time_or_none(attributes, "iacsGrantPending"),
     )
 
 

@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
+import logging
 import uuid
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from datetime import datetime
 
 import ldap3
 
 from iacs.directory import filters
-from iacs.directory.connection import NO_SUCH_ATTRIBUTE, ConnectionPool
+from iacs.directory.connection import NO_SUCH_ATTRIBUTE, NO_SUCH_OBJECT, ConnectionPool
 from iacs.directory.dn import Tree
 from iacs.directory.errors import AlreadyDecided, InvalidEntry, NotFound
 from iacs.directory.mapping import (
@@ -28,6 +29,17 @@ from iacs.directory.mapping import (
 from iacs.domain import AuditRecord, EndReason, Request, RequestKind, RequestStatus
 
 _DECISIONS = frozenset({RequestStatus.APPROVED, RequestStatus.REJECTED, RequestStatus.EXPIRED})
+GRANT_PENDING = "iacsGrantPending"
+"""The marker an approval carries until its effects are written (see ``decide_request``)."""
+
+log = logging.getLogger("iacs.directory")
+
+OnCorrupt = Callable[[str, InvalidEntry], None]
+"""Told the DN and the error of each entry that cannot be read as a request (then skipped)."""
+
+
+def _log_corrupt(dn: str, error: InvalidEntry) -> None:
+    log.error("unreadable request entry skipped", extra={"dn": dn, "error": str(error)})
 
 
 def _values(kind: type, values: object, attribute: str) -> str | list[str] | None:
@@ -69,13 +81,19 @@ class RecordStore:
         requester: str | None = None,
         expires_before: datetime | None = None,
         ended: bool | None = None,
+        grant_pending_before: datetime | None = None,
         limit: int = 0,
+        on_corrupt: OnCorrupt = _log_corrupt,
     ) -> list[Request]:
         """Requests matching every given criterion, oldest first.
 
         ``status`` and ``kind`` take one value or several (any of them); ``expires_before``
         finds requests whose ``expires_at`` is at or before the moment (LC-2); ``ended`` True
-        or False selects approved memberships that have or have not ended.
+        or False selects approved memberships that have or have not ended;
+        ``grant_pending_before`` finds approvals still marked as being granted since before
+        the moment (the recovery pass). An entry that cannot be read as a request (edited by
+        hand, a bad value) is skipped and passed to ``on_corrupt`` (default: logged), so one
+        bad entry never hides all the others.
         """
         search = filters.all_of(
             filters.eq("objectClass", "iacsRequest"),
@@ -95,6 +113,8 @@ class RecordStore:
                 if ended
                 else filters.negate(filters.present("iacsEndedAt"))
             ),
+            filters.present(GRANT_PENDING) if grant_pending_before else "",
+            filters.at_most(GRANT_PENDING, grant_pending_before) if grant_pending_before else "",
         )
         found = self._pool.search(
             self.tree.requests,
@@ -103,7 +123,12 @@ class RecordStore:
             attributes=REQUEST_ATTRIBUTES,
             size_limit=limit,
         )
-        requests = [request_from(dn, attributes) for dn, attributes in found]
+        requests = []
+        for dn, attributes in found:
+            try:
+                requests.append(request_from(dn, attributes))
+            except InvalidEntry as exc:
+                on_corrupt(dn, exc)
         return sorted(requests, key=lambda request: (request.created_at, request.id))
 
     def decide_request(
@@ -115,6 +140,7 @@ class RecordStore:
         decided_at: datetime,
         reason: str = "",
         expected: RequestStatus = RequestStatus.PENDING,
+        grant_pending: bool = False,
     ) -> None:
         """DEC-3: decide once, as ONE modify that deletes ``expected`` and adds ``new_status``.
 
@@ -123,14 +149,22 @@ class RecordStore:
         ``iacsDecisionId``; when the pool resent the modify after a dropped connection and the
         stored id is this attempt's own, the first send did land and it counts as done. Two
         different attempts never share an id, so exactly one decision wins.
+
+        With ``grant_pending`` (an approval) the same modify sets ``iacsGrantPending`` to the
+        decision's time: the request is approved but its effects are not written yet. The
+        caller writes them, then calls ``finish_grant``; if it never does (a crash, slapd
+        gone), the marker is what the recovery pass finds (``find_requests``), and it either
+        completes the grant or puts the request back to pending (``undo_approval``).
         """
         if RequestStatus(new_status) not in _DECISIONS:
             raise InvalidEntry(f"{new_status!r} is not a decision")
+        if grant_pending and RequestStatus(new_status) is not RequestStatus.APPROVED:
+            raise InvalidEntry("only an approval has effects to grant")
         dn = self.tree.request(request_id)
         status = enum_value(RequestStatus, new_status, "iacsRequestStatus")
         when = to_generalized_time(decided_at)
         attempt = uuid.uuid4().hex
-        changes = {
+        changes: dict[str, list[tuple[str, list[str]]]] = {
             "iacsRequestStatus": [
                 (ldap3.MODIFY_DELETE, [enum_value(RequestStatus, expected, "iacsRequestStatus")]),
                 (ldap3.MODIFY_ADD, [status]),
@@ -141,6 +175,8 @@ class RecordStore:
         }
         if reason:
             changes["iacsReason"] = [(ldap3.MODIFY_REPLACE, [checked("iacsReason", reason)])]
+        if grant_pending:
+            changes[GRANT_PENDING] = [(ldap3.MODIFY_REPLACE, [when])]
         code = self._pool.modify(dn, changes, allow=(NO_SUCH_ATTRIBUTE,))
         if code == NO_SUCH_ATTRIBUTE:
             current = self.get_request(request_id)
@@ -151,6 +187,48 @@ class RecordStore:
             raise AlreadyDecided(
                 f"request {request_id} is already {current.status}", result_code=code, dn=dn
             )
+
+    def finish_grant(self, request_id: str) -> bool:
+        """The approval's effects are all written: remove its marker (idempotent).
+
+        False when the marker was already gone (another process finished it, or undid it).
+        """
+        code = self._pool.modify(
+            self.tree.request(request_id),
+            {GRANT_PENDING: [(ldap3.MODIFY_DELETE, [])]},
+            allow=(NO_SUCH_ATTRIBUTE, NO_SUCH_OBJECT),
+        )
+        return code == 0
+
+    def undo_approval(self, request_id: str) -> bool:
+        """Put an approval whose effects cannot be written back to pending, as one modify.
+
+        The modify deletes the marker and the value ``approved``: it fails as a whole with
+        noSuchAttribute unless the request is still approved *and* still marked, so an
+        approval that another process completed meanwhile (marker removed) is never undone,
+        and two processes undoing the same one both end with it pending, once. The decider,
+        time, reason and decision id go too: the request is decidable again (DEC-3 holds, as
+        the decision never took effect). True when the request is pending afterwards.
+        """
+        dn = self.tree.request(request_id)
+        approved = enum_value(RequestStatus, RequestStatus.APPROVED, "iacsRequestStatus")
+        pending = enum_value(RequestStatus, RequestStatus.PENDING, "iacsRequestStatus")
+        changes: dict[str, list[tuple[str, list[str]]]] = {
+            "iacsRequestStatus": [
+                (ldap3.MODIFY_DELETE, [approved]),
+                (ldap3.MODIFY_ADD, [pending]),
+            ],
+            GRANT_PENDING: [(ldap3.MODIFY_DELETE, [])],
+            **{
+                attribute: [(ldap3.MODIFY_REPLACE, [])]
+                for attribute in ("iacsDecidedBy", "iacsDecidedAt", "iacsReason", "iacsDecisionId")
+            },
+        }
+        code = self._pool.modify(dn, changes, allow=(NO_SUCH_ATTRIBUTE,))
+        if code == 0:
+            return True
+        current = self.get_request(request_id)  # a resent modify that had landed reads pending
+        return current is not None and current.status is RequestStatus.PENDING
 
     def _decision_id(self, request_id: str) -> str:
         entries = self._pool.search(
@@ -220,6 +298,8 @@ class RecordStore:
             filters.at_least("iacsAt", since) if since else "",
             filters.at_most("iacsAt", until) if until else "",
         )
+        if limit <= 0:  # a count: no attribute to decode
+            return [], len(self._pool.search(self.tree.audit, criteria, scope=ldap3.LEVEL))
         stamps = self._pool.search(
             self.tree.audit, criteria, scope=ldap3.LEVEL, attributes=("iacsAt", "iacsAuditId")
         )

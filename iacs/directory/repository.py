@@ -67,6 +67,7 @@ class Directory(OrganizationStore, RecordStore):
             timeout=settings.timeout_seconds,
             size=pool_size,
             label=bind_dn,
+            ca_file=settings.ca_file,
         )
 
     def close(self) -> None:
@@ -83,6 +84,14 @@ class Directory(OrganizationStore, RecordStore):
         traceback: TracebackType | None,
     ) -> None:
         self.close()
+
+    def check(self) -> None:
+        """Bind and ask Who-am-I now; raise ``BindFailed`` or ``DirectoryUnavailable`` if not.
+
+        For a command's start: a wrong URL or password is reported before any work begins,
+        not from inside the first request or the first pass.
+        """
+        self._pool.who_am_i()
 
     def ping(self) -> bool:
         """True when slapd answers a Who-am-I as this account (for health checks)."""

@@ -8,8 +8,9 @@ requested, and values are decoded straight from their raw bytes.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from types import MappingProxyType
 
 from iacs.directory import filters
 from iacs.directory.connection import ConnectionPool, decode
@@ -32,9 +33,8 @@ _EMPTY: frozenset[Membership] = frozenset()
 class DirectorySnapshot:
     """Everyone's approved memberships, and the entities those memberships point at.
 
-    The field names match ``sync.model.DirectorySnapshot`` (``people``, ``organizations``,
-    ``user_groups``, ``surrogate_groups``), so the projection reads either; ``profiles`` adds
-    each person's name and e-mail.
+    Produced by the directory (``Directory.snapshot``), consumed by the sync worker's pure
+    projection (``sync.project``): plain, frozen data with no reference to LDAP.
     """
 
     people: Mapping[str, frozenset[Membership]] = field(default_factory=dict)
@@ -50,6 +50,22 @@ class DirectorySnapshot:
 
     def memberships_of(self, username: str) -> frozenset[Membership]:
         return self.people.get(username, _EMPTY)
+
+    @classmethod
+    def of(
+        cls,
+        people: Mapping[str, Iterable[Membership]],
+        organizations: Iterable[Organization] = (),
+        user_groups: Iterable[UserGroup] = (),
+        surrogate_groups: Iterable[SurrogateGroup] = (),
+    ) -> DirectorySnapshot:
+        """Build a snapshot from plain collections (indexing them by id), as tests do."""
+        return cls(
+            people=MappingProxyType({name: frozenset(ms) for name, ms in people.items()}),
+            organizations=MappingProxyType({org.id: org for org in organizations}),
+            user_groups=MappingProxyType({(g.organization_id, g.id): g for g in user_groups}),
+            surrogate_groups=MappingProxyType({s.id: s for s in surrogate_groups}),
+        )
 
 
 def take_snapshot(pool: ConnectionPool, tree: Tree, *, page_size: int = 1000) -> DirectorySnapshot:

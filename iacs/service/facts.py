@@ -10,12 +10,13 @@ from collections.abc import Callable
 
 from iacs import policy
 from iacs.domain import Membership, Request, RequestKind, RequestStatus, Role, ScopeKind
+from iacs.service.ports import ServiceDirectory
 
 
 class FactLoader:
     """Reads organizations, groups and memberships from the directory into ``policy.Facts``."""
 
-    def __init__(self, directory, blocked_provider_types: frozenset[str]) -> None:
+    def __init__(self, directory: ServiceDirectory, blocked_provider_types: frozenset[str]) -> None:
         self.directory = directory
         self.blocked = blocked_provider_types
 

@@ -16,7 +16,7 @@ from iacs.domain import (
     ScopeKind,
 )
 from iacs.service import inputs
-from iacs.service.base import ServiceBase, _directory_errors, _scope_fields
+from iacs.service.base import ServiceBase, _directory_errors, _each_entry, _scope_fields
 from iacs.service.errors import NotFound, RuleRefused
 
 
@@ -30,7 +30,7 @@ class LifecycleOperations(ServiceBase):
         actor = self.actor(username)
         decision = policy.may_revoke(actor, holder, membership)
         action = "resign" if holder == actor.username else "revoke"
-        self._require(actor, decision, action, subject=holder, **_scope_fields(membership))
+        self._require(actor, decision, action, None, subject=holder, **_scope_fields(membership))
         with _directory_errors():
             if membership not in self.directory.memberships_of(holder):
                 raise NotFound("that person does not hold that role")
@@ -117,21 +117,25 @@ class LifecycleOperations(ServiceBase):
         self.on_change()
         return request
 
-    def lapse_unrecertified(self) -> int:
-        """LC-3: end every role whose recertification is overdue; returns how many."""
+    def lapse_unrecertified(self, problems: list[str] | None = None) -> int:
+        """LC-3: end every role whose recertification is overdue; returns how many.
+
+        One request that cannot be handled is reported in ``problems`` (and logged); the
+        others are still handled.
+        """
         now = self.clock()
         period = self.config.recertification_period
         count = 0
-        with _directory_errors():
-            for request in self.directory.find_requests(status=RequestStatus.APPROVED):
-                if request.ended_at is not None:
-                    continue
-                membership = policy.granted_membership(request)
-                if membership is None:
-                    continue
-                since = request.recertified_at or request.decided_at or request.created_at
-                if since + period > now:
-                    continue
+        for request in self._maintained(problems, status=RequestStatus.APPROVED):
+            if request.ended_at is not None:
+                continue
+            membership = policy.granted_membership(request)
+            if membership is None:
+                continue
+            since = request.recertified_at or request.decided_at or request.created_at
+            if since + period > now:
+                continue
+            with _each_entry(request, "lapse", problems):
                 self.directory.remove_member(membership, request.requester)
                 self.directory.end_membership_record(request.id, now, EndReason.LAPSED)
                 self._audit(

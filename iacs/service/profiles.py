@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import replace
+from typing import Any
 
 from iacs import policy
 from iacs.domain import (
@@ -24,7 +25,7 @@ class ProfileOperations(ServiceBase):
         org_id = inputs.entity_id("organization", org_id)
         actor = self.actor(username)
         org = self._organization(org_id)
-        changes = {
+        changes: dict[str, Any] = {
             "name": inputs.text("name", fields.get("name", org.name)),
             "address": inputs.text(
                 "address", fields.get("address", org.address), max_length=300, required=False
@@ -50,7 +51,7 @@ class ProfileOperations(ServiceBase):
         group_id = inputs.entity_id("group", group_id)
         actor = self.actor(username)
         group = self._user_group(org_id, group_id)
-        changes = {
+        changes: dict[str, Any] = {
             "name": inputs.text("name", fields.get("name", group.name), max_length=80),
             "description": inputs.text(
                 "description",
@@ -80,7 +81,7 @@ class ProfileOperations(ServiceBase):
         sug_id = inputs.entity_id("surrogate_group", sug_id)
         actor = self.actor(username)
         sug = self._surrogate_group(sug_id)
-        changes = {
+        changes: dict[str, Any] = {
             "name": inputs.text("name", fields.get("name", sug.name), max_length=80),
             "description": inputs.text(
                 "description",

@@ -20,7 +20,7 @@ from iacs.domain import (
 from iacs.enrollment import is_eligible
 from iacs.service import inputs
 from iacs.service.base import ServiceBase, _directory_errors
-from iacs.service.errors import Conflict, RuleRefused
+from iacs.service.errors import Conflict, InvalidInput, refusal
 
 
 class RequestOperations(ServiceBase):
@@ -83,7 +83,7 @@ class RequestOperations(ServiceBase):
             name = inputs.text("group_name", group_name, max_length=80)
             new_id = slug(name)
             if not new_id:
-                raise inputs.InvalidInput("group_name", "must contain letters or digits")
+                raise InvalidInput("group_name", "must contain letters or digits")
             details = {
                 "new_group": "true",
                 "group_name": name,
@@ -125,7 +125,7 @@ class RequestOperations(ServiceBase):
         name = inputs.text("name", name, max_length=80)
         sug_id = slug(name)
         if not sug_id:
-            raise inputs.InvalidInput("name", "must contain letters or digits")
+            raise InvalidInput("name", "must contain letters or digits")
         details = {
             "name": name,
             "description": inputs.text("description", description, max_length=300, required=False),
@@ -188,9 +188,7 @@ class RequestOperations(ServiceBase):
                 request,
                 decision.reason,
             )
-            if decision.rule in ("ORG-2", "DEC-3"):
-                raise Conflict(decision.reason, rule=decision.rule)
-            raise RuleRefused.from_decision(decision)
+            raise refusal(decision)
         with _directory_errors():
             if create is not None:
                 create()

@@ -27,7 +27,7 @@ from iacs.domain import (
 from iacs.service import inputs
 from iacs.service.access import AccessService
 from iacs.service.base import _directory_errors
-from iacs.service.errors import Forbidden, InvalidInput, NotFound
+from iacs.service.errors import Forbidden, InvalidInput, NotFound, refusal
 
 T = TypeVar("T")
 
@@ -251,26 +251,27 @@ class ViewService:
         actor = self.access.actor(username)
         decision = policy.may_read_audit(actor, org_id)
         if not decision.allowed:
-            raise Forbidden.from_decision(decision)
+            raise refusal(decision)
         query = audit_query(criteria, default_outcome="ok" if org_id else "all")
-        common = {
-            "organization_id": org_id,
-            "actor": query.actor,
-            "action": query.action,
-            "since": query.since,
-            "until": query.until,
-        }
         outcome = None if query.outcome == "all" else query.outcome
-        with _directory_errors():
-            records, total = self.directory.page_audit(
-                **common,
+
+        def page(outcome: str | None, offset: int, limit: int) -> tuple[list[AuditRecord], int]:
+            return self.directory.page_audit(
+                organization_id=org_id,
+                actor=query.actor,
+                action=query.action,
+                since=query.since,
+                until=query.until,
                 outcome=outcome,
-                offset=(query.page - 1) * query.per_page,
-                limit=query.per_page,
+                offset=offset,
+                limit=limit,
             )
+
+        with _directory_errors():
+            records, total = page(outcome, (query.page - 1) * query.per_page, query.per_page)
             refused = total
             if outcome != "denied":
-                _, refused = self.directory.page_audit(**common, outcome="denied", limit=0)
+                _, refused = page("denied", 0, 0)
         return AuditPage(records, total, refused, query)
 
     def search(self, username: str, query: str) -> SearchResult:

@@ -469,10 +469,12 @@ class ComposeProject:
         last = ""
         while time.monotonic() < deadline:
             try:
-                portal = requests.get(f"{self.public_url}/healthz", verify=self.ca_file, timeout=5)
+                portal = requests.get(
+                    f"{self.public_url}/healthz", verify=str(self.ca_file), timeout=5
+                )
                 realm = requests.get(
                     f"{self.keycloak_public_url}/realms/iacs/.well-known/openid-configuration",
-                    verify=self.ca_file,
+                    verify=str(self.ca_file),
                     timeout=5,
                 )
                 if portal.ok and realm.ok:

@@ -67,6 +67,11 @@ REALM_CACHE_ENTRIES = 50_000
 managed groups evicts on every full read of the sync worker (measured: 81,000 evictions in
 one read; 52 s -> 42 s with everything cached). docker-compose.yml sets the same value."""
 
+PASSWORD_BLOCKLISTS_DIR = Path(__file__).resolve().parents[2] / "keycloak_config"
+"""Where Keycloak's ``passwordBlacklist(password-blocklist.txt)`` policy finds its list (the
+realm's password policy names it): the project's own copy, given at start as a runtime SPI
+option, so the cached distribution's build stays untouched. docker-compose mounts the same file."""
+
 MINIMUM_JAVA = 17
 """Keycloak 26.5 supports OpenJDK 17, 21 and 25; 17 is what Debian 12 ships."""
 
@@ -370,6 +375,7 @@ def start_keycloak(
     cache_dir: Path | None = None,
     heap: str = JAVA_HEAP,
     quick_start: bool = False,
+    truststore_paths: Sequence[Path] = (),
 ) -> KeycloakInstance:
     """Start Keycloak on 127.0.0.1 with all its state in ``run_dir`` and wait until it is ready.
 
@@ -378,6 +384,8 @@ def start_keycloak(
     e.g. ``"-Xms256m -Xmx2g"`` for a benchmark). ``quick_start`` compiles with C1 only
     (``-XX:TieredStopAtLevel=1``): about half the CPU to become ready (18 s instead of 34 s
     measured here), slower steady state; right for test sessions, wrong for benchmarks.
+    ``truststore_paths`` (PEM files) are the CAs Keycloak trusts for outgoing TLS
+    (``--truststore-paths``), e.g. the directory's CA for LDAP federation over ldaps.
 
     Raises ``ServerStartError`` with the tail of the log if the server exits or is not ready
     within ``timeout`` seconds; no process is left then.
@@ -403,10 +411,14 @@ def start_keycloak(
         "--cache=local",
         f"--cache-embedded-realms-max-count={REALM_CACHE_ENTRIES}",
         f"--db-url-path={run_dir / 'db'}",
+        f"--spi-password-policy--password-blacklist--blacklists-path={PASSWORD_BLOCKLISTS_DIR}",
         # Narayana's object store defaults to <home>/data, shared by every run: keep it here.
         f"-Dquarkus.transaction-manager.object-store.directory={run_dir / 'transaction-logs'}",
         *extra_args,
     ]
+    if truststore_paths:
+        trusted = ",".join(str(Path(path).resolve()) for path in truststore_paths)
+        argv.append(f"--truststore-paths={trusted}")
     env = _server_env(
         java,
         {

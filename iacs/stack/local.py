@@ -2,26 +2,33 @@
 
 ``iacs dev`` (``make demo``) runs this. The portal and the sync worker run as the same CLI
 commands a deployment runs (``iacs portal serve``, ``iacs sync run``), configured through the
-same ``IACS_*`` variables, which are also written to ``<run-dir>/env`` so a second shell can
-``set -a; . var/dev/env; set +a`` and use ``iacs sync once`` or ``iacs keycloak apply``.
+same ``IACS_*`` variables, which are also written to ``<run-dir>/env`` (shell-quoted) so a
+second shell can ``set -a; . var/dev/env; set +a`` and use ``iacs sync once`` or
+``iacs keycloak apply``.
 From a checkout, the sample PQRI and PS&R applications (``examples/pqri_psr_app``) run too.
 """
 
 from __future__ import annotations
 
+import functools
 import importlib.util
+import os
 import secrets
+import shlex
 import shutil
 import signal
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit
 
 import requests
 
+from iacs.demo import ACCOUNTS, DEMO_PASSWORD
+from iacs.demo import seed as seed_demo
+from iacs.directory import Directory
 from iacs.settings import (
     KeycloakSettings,
     PortalSettings,
@@ -33,6 +40,8 @@ from iacs.stack.keycloak import KeycloakInstance, start_keycloak
 from iacs.stack.process import ManagedProcess, free_port
 from iacs.stack.redis import RedisInstance, start_redis
 from iacs.stack.slapd import SlapdInstance, start_slapd
+from iacs.wiring import build_service
+from keycloak_config.apply import DEV_APPLICATION_REDIRECT_URIS, apply_from_settings
 
 EXAMPLE_APP_MODULE = "examples.pqri_psr_app"
 """The sample application, an installed package (not a path in a checkout)."""
@@ -71,8 +80,6 @@ def start_servers(
     say: Callable[[str], None] = print,
 ) -> LocalStack:
     """Start slapd and Keycloak in ``run_dir`` and apply the realm with LDAP federation."""
-    from keycloak_config.apply import DEV_APPLICATION_REDIRECT_URIS, apply_from_settings
-
     run_dir.mkdir(parents=True, exist_ok=True)
     say("starting slapd ...")
     slapd = start_slapd(run_dir / "slapd")
@@ -86,7 +93,10 @@ def start_servers(
         admin_password = secrets.token_urlsafe(16)
         say("starting Keycloak (the first start takes a minute) ...")
         keycloak = start_keycloak(
-            run_dir / "keycloak", admin_username="admin", admin_password=admin_password
+            run_dir / "keycloak",
+            admin_username="admin",
+            admin_password=admin_password,
+            truststore_paths=[slapd.ca_file],  # LDAP federation over verified ldaps
         )
     except BaseException:
         redis.stop()
@@ -130,8 +140,6 @@ def start_servers(
 
 def start_cli_process(stack: LocalStack, name: str, *args: str) -> ManagedProcess:
     """Run ``iacs <args>`` with the stack's settings in the environment, logging to the run dir."""
-    import os
-
     env = {**os.environ, **settings_to_env(stack.settings)}
     process = ManagedProcess(
         name,
@@ -146,8 +154,6 @@ def start_cli_process(stack: LocalStack, name: str, *args: str) -> ManagedProces
 
 def start_example_apps(stack: LocalStack) -> dict[str, str]:
     """The sample applications on their redirect URIs' ports (from a checkout): client id → URL."""
-    import os
-
     if importlib.util.find_spec(EXAMPLE_APP_MODULE) is None:
         return {}
     env = {**os.environ, **settings_to_env(stack.settings)}
@@ -166,9 +172,18 @@ def start_example_apps(stack: LocalStack) -> dict[str, str]:
         process.start()
         stack.processes.append(process)
         url = f"{address.scheme}://{address.netloc}/"
-        process.wait_ready(lambda url=url: requests.get(f"{url}healthz", timeout=1).ok, timeout=60)
+        process.wait_ready(functools.partial(_answers_healthz, url), timeout=60)
         urls[client_id] = url
     return urls
+
+
+def shell_env_file(env: Mapping[str, str]) -> str:
+    """``NAME=value`` lines a POSIX shell can source (``set -a; . file; set +a``).
+
+    Each value is quoted with ``shlex.quote``: the settings hold JSON (quotes, braces, spaces)
+    and generated secrets, which unquoted would be split, globbed or expanded by the shell.
+    """
+    return "".join(f"{name}={shlex.quote(value)}\n" for name, value in env.items())
 
 
 def run_dev_stack(run_dir: Path, *, portal_port: int = 5000, demo: bool = True) -> None:
@@ -178,9 +193,7 @@ def run_dev_stack(run_dir: Path, *, portal_port: int = 5000, demo: bool = True) 
     portal_url = f"http://127.0.0.1:{portal_port}"
     stack = start_servers(run_dir, portal_url=portal_url)
     try:
-        (run_dir / "env").write_text(
-            "".join(f"{k}={v}\n" for k, v in settings_to_env(stack.settings).items())
-        )
+        (run_dir / "env").write_text(shell_env_file(settings_to_env(stack.settings)))
         if demo:
             _seed_demo(stack)
         sync = start_cli_process(stack, "sync", "sync", "run")
@@ -197,20 +210,14 @@ def run_dev_stack(run_dir: Path, *, portal_port: int = 5000, demo: bool = True) 
 
 
 def _seed_demo(stack: LocalStack) -> None:
-    from iacs import demo
-    from iacs.directory import Directory
-    from iacs.wiring import build_service
-
     root = Directory(
         stack.settings.ldap, bind_dn=stack.slapd.root_dn, password=stack.slapd.root_password
     )
     service = build_service(stack.settings)
-    demo.seed(root, service)
+    seed_demo(root, service)
 
 
 def _print_welcome(stack: LocalStack, portal_url: str, demo: bool, apps: dict[str, str]) -> None:
-    from iacs.demo import ACCOUNTS, DEMO_PASSWORD
-
     realm = stack.settings.keycloak.realm
     lines = [
         "",
@@ -228,6 +235,10 @@ def _print_welcome(stack: LocalStack, portal_url: str, demo: bool, apps: dict[st
         lines += [f"  {a.username:<10} {a.role}" for a in ACCOUNTS]
     lines += ["", "Ctrl-C stops everything."]
     print("\n".join(lines), flush=True)
+
+
+def _answers_healthz(url: str) -> bool:
+    return requests.get(f"{url}healthz", timeout=1).ok
 
 
 def _wait_for_interrupt() -> None:

@@ -15,6 +15,7 @@ Redis running, and a port taken between ``free_port()`` and ``bind()`` is retrie
 
 from __future__ import annotations
 
+import functools
 import secrets
 import shutil
 from dataclasses import dataclass, field
@@ -148,7 +149,7 @@ def start_redis(run_dir: Path, *, port: int | None = None, timeout: float = 20.0
         )
         process.start()
         try:
-            process.wait_ready(lambda chosen=chosen: _ready_probe(chosen, password), timeout)
+            process.wait_ready(functools.partial(_ready_probe, chosen, password), timeout)
         except ServerStartError:
             if attempt < attempts and "Address already in use" in tail(log_path, 15):
                 continue

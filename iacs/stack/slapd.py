@@ -1,40 +1,53 @@
-"""Launch a private slapd for the IACS tree: generated config, checked, bootstrapped, free port.
+"""Launch a private slapd for the IACS tree: rendered config, checked, bootstrapped, TLS, free port.
 
-Config format: we generate one ``slapd.conf`` text and run ``slapd -f`` on it. The dev stack and
-the tests regenerate the configuration on every start (fresh random root password, fresh port),
-so the run-time editability of ``cn=config`` buys nothing, while a single text file is easy to
-read in review, to diff, and to mount into a container (``generate_config`` is public for that
-entrypoint). ``slapd.conf`` is still fully supported by slapd 2.5/2.6; an operator who wants
-``cn=config`` converts the very same file with ``slaptest -f slapd.conf -F slapd.d``.
+The launcher only starts slapd: the configuration itself (modules, overlays, the ACL table with
+the append-only audit rule, Argon2 hashing, the password policy, TLS) is the production one in
+``directory_schema/slapd.conf.in``, rendered by ``directory_schema.config`` for a run directory.
+Config format: one ``slapd.conf`` text run with ``slapd -f``; every start renders it again
+(fresh random root password unless one is given, fresh port), checks it with ``slaptest`` and
+fails with its output. An operator who wants ``cn=config`` converts the very same file with
+``slaptest -f slapd.conf -F slapd.d``.
 
-Every start runs ``slaptest`` on the generated file first and fails with its output; the data
-directory is bootstrapped with ``slapadd`` (``directory_schema/bootstrap.ldif``) only when it is
-empty, so a dev stack keeps its data across restarts. slapd runs in the foreground (``-d``) as
-a child in its own process group, and a failed start never leaves it running.
+The data directory is bootstrapped with ``slapadd`` (``directory_schema/bootstrap.ldif``) only
+when it is empty, so a dev stack keeps its data across restarts. slapd runs in the foreground
+(``-d``) as a child in its own process group, and a failed start never leaves it running.
 
-Access control (least privilege, one table in ``_main_acl``): the portal writes the portal-owned
-subtrees and may only *add* (never modify or delete) audit records; the sync account reads the
-tree and ``cn=accesslog`` and writes nothing; Keycloak writes ``ou=people`` and their passwords
-and reads nothing else; ``userPassword`` is readable by nobody; anonymous may only bind.
+TLS: slapd listens on ``ldaps://`` only. Unless the run directory already holds them, a test CA
+and a server certificate for the loopback names are made in ``<run_dir>/tls`` (or ``tls_dir``,
+which a test session shares so Keycloak can trust one CA); clients verify against ``ca.pem``
+(``SlapdInstance.ca_file``, ``IACS_LDAP__CA_FILE``).
+
+``serve_foreground`` is the production entrypoint (``iacs directory serve``): the same start
+with the root and service passwords from the settings, until SIGTERM.
 """
 
 from __future__ import annotations
 
-import base64
-import hashlib
+import functools
 import os
 import secrets
 import shutil
 import signal
+import socket
 import subprocess
 import threading
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
 
 import ldap3
 
-from directory_schema import SERVICE_ACCOUNTS, render_bootstrap, schema_path
+from directory_schema import SERVICE_ACCOUNTS, render_bootstrap
+from directory_schema.config import (
+    ACCESSLOG_SUFFIX,
+    ARGON2_OPTIONS,
+    DirectoryPaths,
+    password_policy_dn,
+    render_slapd_conf,
+)
+from directory_schema.config import service_dn as _service_dn
+from iacs.directory.connection import ldap_server
 from iacs.settings import LdapSettings, Settings
 from iacs.stack.process import (
     ManagedProcess,
@@ -43,6 +56,7 @@ from iacs.stack.process import (
     free_port,
     tail,
 )
+from iacs.stack.tls import TlsFiles, ensure_server_tls
 
 __all__ = [
     "ACCESSLOG_SUFFIX",
@@ -50,14 +64,13 @@ __all__ = [
     "SlapdInstance",
     "default_service_passwords",
     "generate_config",
+    "hash_password",
     "serve_foreground",
     "service_dn",
-    "ssha",
     "start_slapd",
 ]
 
 DEFAULT_BASE_DN = "dc=iacs,dc=example"
-ACCESSLOG_SUFFIX = "cn=accesslog"
 INSTALL_HINT = "apt-get install slapd ldap-utils"
 
 SBIN_DIRS = (
@@ -84,46 +97,10 @@ SYSTEM_SCHEMA_DIRS = (
 )
 """Where core.schema, cosine.schema and inetorgperson.schema may be."""
 
-MODULES = ("back_mdb", "memberof", "refint", "accesslog")
-SYSTEM_SCHEMAS = ("core.schema", "cosine.schema", "inetorgperson.schema")
-
-INDEXES = (
-    "objectClass eq",
-    "entryUUID eq",
-    "entryCSN eq",
-    "uid eq,sub",
-    "cn eq,sub",
-    "displayName sub",
-    "mail eq,sub",
-    "member eq",
-    "memberOf eq",
-    "iacsIdentifier eq,sub",
-    "iacsRequestStatus eq",
-    "iacsRequestKind eq",
-    "iacsRequester eq",
-    "iacsOrganizationId eq",
-    "iacsGroupId eq",
-    "iacsSurrogateGroupId eq",
-    "iacsAssociatedOrganization eq",
-    "iacsActor eq",
-    "iacsAt eq",
-    "iacsExpiresAt eq",
-)
-ACCESSLOG_INDEXES = ("objectClass eq", "entryCSN eq", "reqStart eq", "reqDN eq")
-
-
-def ssha(password: str) -> str:
-    """A salted SHA-1 ``userPassword`` value, the scheme slapd is configured to write."""
-    salt = secrets.token_bytes(8)
-    digest = hashlib.sha1(password.encode("utf-8") + salt).digest()  # noqa: S324 - {SSHA} is slapd's scheme
-    return "{SSHA}" + base64.b64encode(digest + salt).decode("ascii")
-
 
 def service_dn(name: str, base_dn: str = DEFAULT_BASE_DN) -> str:
     """DN of a service bind account (``portal``, ``sync`` or ``keycloak``)."""
-    if name not in SERVICE_ACCOUNTS:
-        raise ValueError(f"unknown service account {name!r}")
-    return f"cn={name},ou=services,{base_dn}"
+    return _service_dn(name, base_dn)
 
 
 def default_service_passwords() -> dict[str, str]:
@@ -151,90 +128,34 @@ def _first_dir(candidates: tuple[str, ...], *markers: str) -> Path | None:
     return None
 
 
-def _quote(value: str | Path) -> str:
-    text = str(value)
-    if '"' in text or "\n" in text:
-        raise ValueError(f"unsupported character in config value {text!r}")
-    return f'"{text}"'
+def hash_password(password: str, timeout: float = 30.0) -> str:
+    """An ``{ARGON2}`` ``userPassword`` value made by slapd's own tool and module.
 
-
-def _main_acl(base_dn: str) -> str:
-    """The ACL of the IACS tree: first matching ``access to`` wins, then first matching ``by``."""
-    portal = _quote(service_dn("portal", base_dn))
-    sync = _quote(service_dn("sync", base_dn))
-    keycloak = _quote(service_dn("keycloak", base_dn))
-    people = f"ou=people,{base_dn}"
-    rules = [
-        # Passwords are never readable. Keycloak sets people's passwords (password modify
-        # extended operation), a person or service changes their own, anonymous binds.
-        f"access to dn.subtree={_quote(people)} attrs=userPassword\n"
-        f"  by dn.exact={keycloak} =w\n  by self =xw\n  by anonymous auth\n  by * none",
-        "access to attrs=userPassword\n  by self =xw\n  by anonymous auth\n  by * none",
-        # Service accounts: only themselves and the sync account (which reads everything).
-        f"access to dn.subtree={_quote('ou=services,' + base_dn)}\n"
-        f"  by self read\n  by dn.exact={sync} read\n  by * none",
-        # People: written by Keycloak (federation, registration), read by the portal and sync.
-        f"access to dn.base={_quote(people)} attrs=children\n"
-        f"  by dn.exact={keycloak} write\n  by * none",
-        f"access to dn.base={_quote(people)}\n"
-        f"  by dn.exact={keycloak} read\n  by dn.exact={portal} read\n"
-        f"  by dn.exact={sync} read\n  by * none",
-        f"access to dn.children={_quote(people)}\n"
-        f"  by dn.exact={keycloak} write\n  by dn.exact={portal} read\n"
-        f"  by dn.exact={sync} read\n  by self read\n  by * none",
-    ]
-    for ou in ("organizations", "surrogate-groups", "practitioners", "requests", "system"):
-        subtree = _quote(f"ou={ou},{base_dn}")
-        rules += [
-            f"access to dn.base={subtree} attrs=children\n"
-            f"  by dn.exact={portal} write\n  by * none",
-            f"access to dn.base={subtree}\n"
-            f"  by dn.exact={portal} read\n  by dn.exact={sync} read\n  by * none",
-            f"access to dn.children={subtree}\n"
-            f"  by dn.exact={portal} write\n  by dn.exact={sync} read\n  by * none",
-        ]
-    audit = _quote(f"ou=audit,{base_dn}")
-    rules += [
-        # AUD-1 append-only: the portal may add children (=a) but never delete them (no z);
-        # on a record it has add on the entry (to create it) and only read on its attributes,
-        # so every modify, delete and rename is refused. add_content_acl stays off, so an add
-        # is checked on "entry" and the parent's "children" only.
-        f"access to dn.base={audit} attrs=children\n  by dn.exact={portal} =a\n  by * none",
-        f"access to dn.base={audit}\n"
-        f"  by dn.exact={portal} read\n  by dn.exact={sync} read\n  by * none",
-        f"access to dn.children={audit} attrs=entry\n"
-        f"  by dn.exact={portal} =arscd\n  by dn.exact={sync} read\n  by * none",
-        f"access to dn.children={audit}\n"
-        f"  by dn.exact={portal} read\n  by dn.exact={sync} read\n  by * none",
-        f"access to dn.base={_quote(base_dn)}\n"
-        f"  by dn.exact={portal} read\n  by dn.exact={sync} read\n  by * none",
-        f"access to *\n  by dn.exact={sync} read\n  by * none",
-    ]
-    return "\n".join(rules)
-
-
-def _accesslog_acl(base_dn: str) -> str:
-    """The change feed is read by the sync account only, without any password value in it."""
-    sync = _quote(service_dn("sync", base_dn))
-    # A reqMod value is "<attribute>:<op> <value>"; match the attribute name in any case.
-    password_mod = '"^' + "".join(f"[{c.upper()}{c}]" for c in "userpassword") + '[:;]"'
-    return "\n".join(
-        [
-            f"access to attrs=reqMod val.regex={password_mod}\n  by * none",
-            f"access to attrs=reqOld val.regex={password_mod}\n  by * none",
-            f"access to *\n  by dn.exact={sync} read\n  by * none",
-        ]
-    )
-
-
-def _limits(*dns: str) -> str:
-    return "\n".join(f"limits dn.exact={_quote(dn)} size=unlimited time=unlimited" for dn in dns)
+    For the values slapd cannot hash itself: the root DN's ``rootpw`` and the bootstrap LDIF.
+    The password goes to ``slappasswd`` on its standard input, never on a command line.
+    """
+    argv = [_find_program("slappasswd")]
+    module_dir = _first_dir(MODULE_DIRS, "argon2.so", "argon2.la")
+    if module_dir is not None:
+        argv += ["-o", f"module-path={module_dir}"]
+    argv += ["-o", f"module-load=argon2 {ARGON2_OPTIONS}", "-h", "{ARGON2}", "-T", "/dev/stdin"]
+    try:
+        result = subprocess.run(
+            argv, input=password, capture_output=True, text=True, timeout=timeout, check=False
+        )
+    except subprocess.TimeoutExpired as exc:
+        raise ServerStartError(f"slappasswd did not finish within {timeout:.0f}s") from exc
+    value = result.stdout.strip()
+    if result.returncode != 0 or not value.startswith("{ARGON2}"):
+        raise ServerStartError(f"slappasswd could not hash with Argon2: {result.stderr.strip()}")
+    return value
 
 
 def generate_config(
     run_dir: Path,
     *,
     root_password_hash: str,
+    tls: TlsFiles,
     base_dn: str = DEFAULT_BASE_DN,
     root_dn: str | None = None,
     module_dir: Path | None = None,
@@ -243,87 +164,34 @@ def generate_config(
     durable: bool = True,
     extra_config: str = "",
 ) -> str:
-    """The ``slapd.conf`` text of an IACS directory whose files live in ``run_dir``.
+    """The production ``slapd.conf`` (``directory_schema/slapd.conf.in``) for ``run_dir``.
 
-    ``run_dir`` holds the pid and args files and ``data/main`` and ``data/accesslog`` (the two
-    mdb databases; these directories must exist before slaptest or slapd reads the file).
     ``module_dir`` and ``system_schema_dir`` default to the first known location present on
-    this machine. ``durable=False`` sets ``dbnosync`` (tests and benchmarks only).
-    ``extra_config`` is appended to the main database section.
+    this machine; see ``directory_schema.config.render_slapd_conf`` for the rest.
     """
-    root_dn = root_dn or f"cn=admin,{base_dn}"
     module_dir = module_dir or _first_dir(MODULE_DIRS, "back_mdb.la", "back_mdb.so")
     system_schema_dir = system_schema_dir or _first_dir(SYSTEM_SCHEMA_DIRS, "core.schema")
     if system_schema_dir is None:
         raise MissingPrerequisite(
             f"the OpenLDAP core schema files are not installed; install them with: {INSTALL_HINT}"
         )
-    data = run_dir / "data"
-    portal, sync, keycloak = (service_dn(name, base_dn) for name in SERVICE_ACCOUNTS)
-    lines = ["# Generated by iacs.stack.slapd.generate_config; do not edit by hand.", ""]
-    lines += [f"include {_quote(system_schema_dir / name)}" for name in SYSTEM_SCHEMAS]
-    lines += [f"include {_quote(schema_path())}", ""]
-    lines += [
-        f"pidfile {_quote(run_dir / 'slapd.pid')}",
-        f"argsfile {_quote(run_dir / 'slapd.args')}",
-    ]
-    if module_dir is not None:
-        lines.append(f"modulepath {_quote(module_dir)}")
-        lines += [
-            f"moduleload {name}"
-            for name in MODULES
-            if (module_dir / f"{name}.la").exists() or (module_dir / f"{name}.so").exists()
-        ]
-    lines += [
-        "password-hash {SSHA}",
-        "sizelimit 500",
-        "",
-        "# rootDSE and subschema: authenticated clients only; anonymous may only bind.",
-        'access to dn.base=""\n  by users read\n  by * none',
-        'access to dn.base="cn=Subschema"\n  by users read\n  by * none',
-        "",
-        "# The change feed (slapo-accesslog), followed by the sync worker.",
-        "database mdb",
-        f"suffix {_quote(ACCESSLOG_SUFFIX)}",
-        f"rootdn {_quote(ACCESSLOG_SUFFIX)}",
-        f"directory {_quote(data / 'accesslog')}",
-        f"maxsize {max_size_bytes}",
-        *(["dbnosync"] if not durable else []),
-        *(f"index {index}" for index in ACCESSLOG_INDEXES),
-        _limits(sync),
-        _accesslog_acl(base_dn),
-        "",
-        "# The IACS tree.",
-        "database mdb",
-        f"suffix {_quote(base_dn)}",
-        f"rootdn {_quote(root_dn)}",
-        f"rootpw {root_password_hash}",
-        f"directory {_quote(data / 'main')}",
-        f"maxsize {max_size_bytes}",
-        *(["dbnosync"] if not durable else []),
-        *(f"index {index}" for index in INDEXES),
-        _limits(portal, sync, keycloak),
-        _main_acl(base_dn),
-        "",
-        "overlay memberof",
-        "memberof-group-oc iacsRoleGroup",
-        "memberof-member-ad member",
-        "memberof-memberof-ad memberOf",
-        "memberof-dangling error",
-        "memberof-refint TRUE",
-        "",
-        "overlay refint",
-        "refint_attributes member iacsAssociatedOrganization",
-        "",
-        "overlay accesslog",
-        f"logdb {_quote(ACCESSLOG_SUFFIX)}",
-        "logops writes",
-        "logsuccess TRUE",
-        "logpurge 07+00:00 01+00:00",
-    ]
-    if extra_config:
-        lines += ["", extra_config]
-    return "\n".join(lines) + "\n"
+    paths = DirectoryPaths(
+        run_dir=run_dir,
+        system_schema_dir=system_schema_dir,
+        module_dir=module_dir,
+        tls_ca_file=tls.ca_file,
+        tls_cert_file=tls.cert_file,
+        tls_key_file=tls.key_file,
+    )
+    return render_slapd_conf(
+        paths,
+        base_dn=base_dn,
+        root_dn=root_dn,
+        root_password_hash=root_password_hash,
+        max_size_bytes=max_size_bytes,
+        durable=durable,
+        extra_config=extra_config,
+    )
 
 
 @dataclass
@@ -338,6 +206,7 @@ class SlapdInstance:
     run_dir: Path
     service_passwords: dict[str, str] = field(repr=False)
     process: ManagedProcess = field(repr=False)
+    tls: TlsFiles
 
     @property
     def config_path(self) -> Path:
@@ -348,6 +217,11 @@ class SlapdInstance:
         return self.process.log_path
 
     @property
+    def ca_file(self) -> Path:
+        """The CA that signed this slapd's certificate (what clients verify against)."""
+        return self.tls.ca_file
+
+    @property
     def running(self) -> bool:
         return self.process.running
 
@@ -355,10 +229,28 @@ class SlapdInstance:
         """DN of the ``portal``, ``sync`` or ``keycloak`` service account of this instance."""
         return service_dn(name, self.base_dn)
 
+    def server(self, timeout: float = 5.0) -> ldap3.Server:
+        """An ldap3 ``Server`` for this instance that verifies its certificate."""
+        return ldap_server(self.url, ca_file=self.ca_file, timeout=timeout)
+
+    def connect(self, bind_dn: str | None = None, password: str | None = None) -> ldap3.Connection:
+        """A bound raw ldap3 connection, as the root DN unless ``bind_dn`` is given."""
+        if bind_dn is None:
+            bind_dn, password = self.root_dn, self.root_password
+        return ldap3.Connection(
+            self.server(),
+            bind_dn,
+            password,
+            auto_bind=True,
+            receive_timeout=10,
+            check_names=False,
+        )
+
     def settings_env(self) -> dict[str, str]:
         """The ``IACS_LDAP__*`` environment variables that point a process at this instance."""
         env = {
             "IACS_LDAP__URL": self.url,
+            "IACS_LDAP__CA_FILE": str(self.ca_file),
             "IACS_LDAP__BASE_DN": self.base_dn,
             "IACS_LDAP__ACCESSLOG_DN": ACCESSLOG_SUFFIX,
         }
@@ -371,6 +263,7 @@ class SlapdInstance:
         """``LdapSettings`` for this instance (what ``settings_env`` would load)."""
         values: dict[str, object] = {
             "url": self.url,
+            "ca_file": self.ca_file,
             "base_dn": self.base_dn,
             "accesslog_dn": ACCESSLOG_SUFFIX,
         }
@@ -378,7 +271,7 @@ class SlapdInstance:
             values[f"{name}_bind_dn"] = self.service_dn(name)
             values[f"{name}_bind_password"] = self.service_passwords[name]
         values.update(overrides)
-        return LdapSettings(**values)  # type: ignore[arg-type]
+        return LdapSettings(**values)
 
     def stop(self) -> None:
         """Stop slapd (SIGTERM, then SIGKILL) and wait for it; safe to call twice."""
@@ -406,37 +299,89 @@ def _run_tool(argv: list[str], what: str, timeout: float) -> None:
         raise ServerStartError(f"{what} failed (exit {result.returncode}):\n{output}")
 
 
-def _ready_probe(url: str, base_dn: str, root_dn: str, root_password: str) -> bool:
-    server = ldap3.Server(url, get_info=ldap3.NONE, connect_timeout=1)
+def _bind(
+    server: ldap3.Server, dn: str, password: str, timeout: int = 10
+) -> ldap3.Connection | None:
+    """A bound connection, or None when the credentials are refused."""
     connection = ldap3.Connection(
-        server, root_dn, root_password, receive_timeout=1, check_names=False, raise_exceptions=False
+        server, dn, password, receive_timeout=timeout, check_names=False, raise_exceptions=False
     )
+    if connection.bind():
+        return connection
+    connection.unbind()
+    return None
+
+
+def _probe_new_server(
+    url: str, ca_file: Path, base_dn: str, root_dn: str, root_password: str
+) -> bool:
+    """One probe, new ``Server``: ldap3 marks an address that refused once unusable."""
+    return _ready_probe(
+        ldap_server(url, ca_file=ca_file, timeout=1), base_dn, root_dn, root_password
+    )
+
+
+def _ready_probe(server: ldap3.Server, base_dn: str, root_dn: str, root_password: str) -> bool:
+    # A short receive timeout: something else on the port may accept and never answer TLS.
+    connection = _bind(server, root_dn, root_password, timeout=1)
+    if connection is None:
+        return False
     try:
-        if not connection.bind():
-            return False
         return bool(connection.search(base_dn, "(objectClass=*)", ldap3.BASE, attributes=["1.1"]))
     finally:
         connection.unbind()
 
 
-def _apply_service_passwords(
-    url: str, base_dn: str, root_dn: str, root_password: str, passwords: dict[str, str]
+def _finish_bootstrap(
+    server: ldap3.Server, base_dn: str, root_dn: str, root_password: str, passwords: dict[str, str]
 ) -> None:
-    """Make the service accounts' passwords the given ones (also on a restart with new secrets)."""
-    server = ldap3.Server(url, get_info=ldap3.NONE, connect_timeout=5)
-    connection = ldap3.Connection(
-        server, root_dn, root_password, receive_timeout=10, check_names=False
-    )
-    try:
-        if not connection.bind():
-            raise ServerStartError(f"cannot bind as {root_dn}: {connection.result}")
-        for name, password in passwords.items():
-            dn = service_dn(name, base_dn)
-            connection.modify(dn, {"userPassword": [(ldap3.MODIFY_REPLACE, [ssha(password)])]})
+    """Make the service accounts' passwords the given ones and the password policy present.
+
+    A password that already binds is left alone (no rewrite, no change-log entry); another is
+    set with the password modify operation as the root DN, so slapd hashes it with Argon2.
+    The policy entry is added to a directory bootstrapped before it existed.
+    """
+    for name, password in passwords.items():
+        dn = service_dn(name, base_dn)
+        existing = _bind(server, dn, password)
+        if existing is not None:
+            existing.unbind()
+            continue
+        connection = _bind(server, root_dn, root_password)
+        if connection is None:
+            raise ServerStartError(f"cannot bind as {root_dn}")
+        try:
+            connection.extend.standard.modify_password(dn, new_password=password)
             if connection.result["result"] != 0:
                 raise ServerStartError(f"cannot set the password of {dn}: {connection.result}")
+        finally:
+            connection.unbind()
+    connection = _bind(server, root_dn, root_password)
+    if connection is None:
+        raise ServerStartError(f"cannot bind as {root_dn}")
+    try:
+        policy = password_policy_dn(base_dn)
+        if not connection.search(policy, "(objectClass=pwdPolicy)", ldap3.BASE, attributes=["1.1"]):
+            entry = _bootstrap_entry(base_dn, policy)
+            connection.add(policy, attributes=entry)
+            if connection.result["result"] not in (0, 68):
+                raise ServerStartError(f"cannot add {policy}: {connection.result}")
     finally:
         connection.unbind()
+
+
+def _bootstrap_entry(base_dn: str, dn: str) -> dict[str, list[str]]:
+    """The attributes of one entry of the bootstrap LDIF (one copy of its content)."""
+    placeholder = {name: "{x}" for name in SERVICE_ACCOUNTS}
+    for block in render_bootstrap(base_dn, placeholder).split("\n\n"):
+        lines = [line for line in block.splitlines() if line and not line.startswith("#")]
+        if lines and lines[0].lower() == f"dn: {dn}".lower():
+            entry: dict[str, list[str]] = {}
+            for line in lines[1:]:
+                key, _, value = line.partition(": ")
+                entry.setdefault(key, []).append(value)
+            return entry
+    raise ServerStartError(f"{dn} is not in the bootstrap LDIF")
 
 
 def start_slapd(
@@ -451,14 +396,18 @@ def start_slapd(
     extra_config: str = "",
     root_password: str | None = None,
     host: str = "127.0.0.1",
+    tls_dir: Path | None = None,
+    tls_names: Iterable[str] = (),
 ) -> SlapdInstance:
-    """Start slapd for ``base_dn`` on ``host`` (a free port unless ``port`` is given).
+    """Start slapd for ``base_dn`` on ``ldaps://host`` (a free port unless ``port`` is given).
 
-    Generates ``run_dir/slapd.conf``, checks it with ``slaptest``, loads the bootstrap tree with
+    Renders ``run_dir/slapd.conf``, checks it with ``slaptest``, loads the bootstrap tree with
     ``slapadd`` when the data directory is new, starts slapd and waits until a root bind and a
-    base search are answered. The service accounts' passwords are set to ``service_passwords``
-    (default: the dev secrets of ``LdapSettings``) on every start, so ``settings_env()`` holds.
-    The root DN's password is ``root_password`` or, by default, a fresh random one per start.
+    base search are answered over verified TLS. The service accounts' passwords are made
+    ``service_passwords`` (default: the dev secrets of ``LdapSettings``) on every start, so
+    ``settings_env()`` holds. The root DN's password is ``root_password`` or, by default, a
+    fresh random one per start. The TLS files are in ``tls_dir`` (default ``run_dir/tls``),
+    made if missing, for the loopback names plus ``tls_names``.
 
     Raises ``MissingPrerequisite`` when slapd is not installed and ``ServerStartError`` (with
     slaptest's output or the log tail) when it does not come up; then no slapd is left behind.
@@ -476,6 +425,7 @@ def start_slapd(
         (run_dir / sub).mkdir(parents=True, exist_ok=True)
     os.chmod(run_dir, 0o700)
     needs_bootstrap = not (run_dir / "data" / "main" / "data.mdb").exists()
+    tls = ensure_server_tls(Path(tls_dir or run_dir / "tls").resolve(), tls_names)
 
     root_dn = f"cn=admin,{base_dn}"
     root_password = root_password or secrets.token_urlsafe(24)
@@ -483,7 +433,8 @@ def start_slapd(
     config_path.write_text(
         generate_config(
             run_dir,
-            root_password_hash=ssha(root_password),
+            root_password_hash=hash_password(root_password),
+            tls=tls,
             base_dn=base_dn,
             root_dn=root_dn,
             durable=durable,
@@ -496,7 +447,7 @@ def start_slapd(
 
     if needs_bootstrap:
         ldif_path = run_dir / "bootstrap.ldif"
-        hashes = {name: ssha(password) for name, password in passwords.items()}
+        hashes = {name: hash_password(password) for name, password in passwords.items()}
         ldif_path.write_text(render_bootstrap(base_dn, hashes), encoding="utf-8")
         ldif_path.chmod(0o600)
         try:
@@ -509,23 +460,31 @@ def start_slapd(
             for leftover in (run_dir / "data" / "main").iterdir():
                 leftover.unlink()  # a half-loaded database must not pass for a bootstrapped one
             raise
+        finally:
+            ldif_path.unlink(missing_ok=True)
 
+    wildcard = host in ("0.0.0.0", "::", "")  # noqa: S104 - the container's listener
     attempts = 1 if port is not None else 3
     for attempt in range(1, attempts + 1):
         chosen = port if port is not None else free_port()
         # The clients of this process reach a wildcard listener through the loopback address.
-        url = f"ldap://{'127.0.0.1' if host in ('0.0.0.0', '') else host}:{chosen}"  # noqa: S104
+        url = f"ldaps://{'127.0.0.1' if wildcard else host}:{chosen}"
+        listen = f"ldaps://{'' if wildcard else host}:{chosen}/"
         log_path = run_dir / "slapd.log"
         process = ManagedProcess(
             name="slapd",
-            argv=[slapd, "-d", log_level, "-h", f"ldap://{host}:{chosen}/", "-f", str(config_path)],
+            argv=[slapd, "-d", log_level, "-h", listen, "-f", str(config_path)],
             log_path=log_path,
             cwd=run_dir,
         )
         process.start()
         try:
             process.wait_ready(
-                lambda url=url: _ready_probe(url, base_dn, root_dn, root_password), timeout
+                # A new Server per probe: ldap3 marks an address that refused once unusable.
+                functools.partial(
+                    _probe_new_server, url, tls.ca_file, base_dn, root_dn, root_password
+                ),
+                timeout,
             )
         except ServerStartError:
             # Another process may have taken the free port between free_port() and bind().
@@ -536,7 +495,13 @@ def start_slapd(
             process.stop()
             raise
         try:
-            _apply_service_passwords(url, base_dn, root_dn, root_password, passwords)
+            _finish_bootstrap(
+                ldap_server(url, ca_file=tls.ca_file, timeout=5),
+                base_dn,
+                root_dn,
+                root_password,
+                passwords,
+            )
         except BaseException:
             process.stop()
             raise
@@ -549,6 +514,7 @@ def start_slapd(
             run_dir=run_dir,
             service_passwords=passwords,
             process=process,
+            tls=tls,
         )
     raise AssertionError("unreachable")  # pragma: no cover
 
@@ -560,6 +526,8 @@ def serve_foreground(
     settings: Settings,
     host: str = "0.0.0.0",  # noqa: S104 - the directory container's listener
     log_level: str = "stats",
+    tls_names: Iterable[str] = (),
+    publish_ca: Path | None = None,
 ) -> int:
     """Run the production directory in the foreground until SIGTERM or SIGINT; the exit code.
 
@@ -569,6 +537,11 @@ def serve_foreground(
     an error), an empty ``data_dir`` bootstrapped, and the data kept across restarts. On a
     signal slapd is stopped (it flushes and closes its databases) and 0 is returned; if slapd
     dies on its own its exit code is returned so the container restarts.
+
+    TLS files live in ``data_dir/tls``: a CA and a certificate for the loopback names, this
+    host's name and ``tls_names`` are made there unless present (an operator with a PKI puts
+    ``ca.pem``, ``server.pem`` and ``server.key`` there instead); clients need ``ca.pem``,
+    which ``publish_ca`` copies to a path the clients can read (a volume without the keys).
     """
     ldap = settings.ldap
     if ldap.root_password is None or not ldap.root_password.get_secret_value():
@@ -598,9 +571,20 @@ def serve_foreground(
             host=host,
             log_level=log_level,
             durable=True,
+            tls_names=[socket.gethostname(), *tls_names],
         )
         with instance:
-            print(f"directory {ldap.base_dn} serving on {host}:{port}; log: {instance.log_path}")
+            if publish_ca is not None:
+                publish_ca.parent.mkdir(parents=True, exist_ok=True)
+                staged = publish_ca.with_name(publish_ca.name + ".tmp")
+                shutil.copyfile(instance.ca_file, staged)
+                staged.chmod(0o644)
+                staged.replace(publish_ca)  # clients never see a half-written CA file
+            print(
+                f"directory {ldap.base_dn} serving ldaps on {host}:{port}; "
+                f"CA: {instance.ca_file}; log: {instance.log_path}",
+                flush=True,
+            )
             while not stop.is_set() and instance.running:
                 stop.wait(0.5)
             if stop.is_set():

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import dataclasses
 import re
-import secrets
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -28,9 +27,10 @@ from approval_portal import create_app
 from iacs.domain import Membership, Person, Role, ScopeKind
 from iacs.enrollment import FileEnrollmentSource
 from iacs.service import AccessService
-from iacs.settings import KeycloakSettings, LdapSettings, PortalSettings, Settings
+from iacs.settings import LdapSettings, PortalSettings, Settings
 from iacs.stack.redis import RedisInstance
 from tests.approval_portal.oidc import browser_session, code_flow_tokens, login_through_form
+from tests.fixtures.keycloak import keycloak_settings_for
 
 PORTAL_URL = "http://portal.test"
 PASSWORD = "Portal-Test-Password-1"
@@ -249,14 +249,7 @@ def portal_settings(
     settings = Settings(
         environment="development",
         ldap=ldap_settings,
-        keycloak=KeycloakSettings(
-            url=keycloak.url,
-            realm=realm_name,
-            admin_username=keycloak.admin_username,
-            admin_password=keycloak.admin_password,
-            portal_client_secret=secrets.token_urlsafe(24),
-            sync_client_secret=secrets.token_urlsafe(24),
-        ),
+        keycloak=keycloak_settings_for(keycloak, realm_name),
         portal=PortalSettings(
             public_url=PORTAL_URL,
             session_cookie_secure=False,

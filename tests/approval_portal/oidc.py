@@ -15,7 +15,7 @@ from urllib.parse import urljoin
 
 import requests
 
-from tests.fixtures.keycloak import browser_code_flow, loopback_browser_session
+from tests.fixtures.keycloak import browser_code_flow, loopback_browser_session, redeem_code
 
 _FORM = re.compile(r"<form[^>]*\bid=\"kc-form-login\"[^>]*>", re.S)
 _ACTION = re.compile(r"\baction=\"([^\"]+)\"")
@@ -77,17 +77,7 @@ def code_flow_tokens(
     )
     if result.params.get("state") != result.state or "code" not in result.params:
         raise LoginFailed(f"unexpected redirect after login: {result.location}")
-    answer = requests.post(
-        f"{issuer}/protocol/openid-connect/token",
-        data={
-            "grant_type": "authorization_code",
-            "code": result.params["code"],
-            "redirect_uri": redirect_uri,
-            "code_verifier": result.code_verifier,
-        },
-        auth=(client_id, client_secret),
-        timeout=30,
-    )
+    answer = redeem_code(issuer, client_id, client_secret, redirect_uri, result)
     if answer.status_code != 200:
         raise LoginFailed(f"token endpoint answered {answer.status_code}: {answer.text[:300]}")
     return answer.json()

@@ -307,13 +307,17 @@ DEV_KEY = PortalSettings.model_fields["secret_key"].default.get_secret_value()
 
 
 @pytest.fixture
-def production_env(monkeypatch: pytest.MonkeyPatch, redis_server) -> pytest.MonkeyPatch:
+def production_env(monkeypatch: pytest.MonkeyPatch, redis_server, tmp_path) -> pytest.MonkeyPatch:
     """A production environment with every portal secret set to a real value, except what the
-    test takes away."""
+    test takes away, and verified LDAPS (production refuses plain LDAP)."""
     for name in list(os.environ):
         if name.startswith("IACS_"):
             monkeypatch.delenv(name)
     monkeypatch.setenv("IACS_ENVIRONMENT", "production")
+    ca_file = tmp_path / "ca.pem"
+    ca_file.write_text("not read: the portal's own settings are refused first\n")
+    monkeypatch.setenv("IACS_LDAP__URL", "ldaps://127.0.0.1:1")
+    monkeypatch.setenv("IACS_LDAP__CA_FILE", str(ca_file))
     monkeypatch.setenv("IACS_PORTAL__SECRET_KEY", secrets.token_urlsafe(48))
     monkeypatch.setenv("IACS_LDAP__PORTAL_BIND_PASSWORD", secrets.token_urlsafe(24))
     monkeypatch.setenv("IACS_KEYCLOAK__PORTAL_CLIENT_SECRET", secrets.token_urlsafe(24))

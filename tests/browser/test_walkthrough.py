@@ -20,8 +20,9 @@ from pathlib import Path
 import pytest
 
 from iacs.domain import Membership, Role, ScopeKind
-from iacs.settings import KeycloakSettings, PortalSettings, Settings
+from iacs.settings import PortalSettings, Settings
 from iacs.stack.process import free_port
+from tests.fixtures.keycloak import keycloak_settings_for
 
 pytestmark = [pytest.mark.browser, pytest.mark.servers]
 
@@ -57,22 +58,18 @@ def portal(
     """The portal on a free loopback port, against the test slapd and a fresh realm."""
     from werkzeug.serving import make_server
 
-    from approval_portal import create_app
     from examples.pqri_psr_app import AppConfig
     from examples.pqri_psr_app import create_app as create_sample_app
+    from iacs.wiring import build_portal
     from keycloak_config.apply import apply_from_settings
 
     port, psr_port = free_port(), free_port()
     url, psr_url = f"http://127.0.0.1:{port}", f"http://127.0.0.1:{psr_port}"
     settings = Settings(
         ldap=ldap_settings,
-        keycloak=KeycloakSettings(
-            url=keycloak.url,
-            realm=realm_name,
-            admin_username=keycloak.admin_username,
-            admin_password=keycloak.admin_password,
-            portal_client_secret=secrets.token_urlsafe(24),
-            sync_client_secret=secrets.token_urlsafe(24),
+        keycloak=keycloak_settings_for(
+            keycloak,
+            realm_name,
             application_redirect_uris={"psr": f"{psr_url}/oidc/callback"},
             application_client_secrets={"psr": secrets.token_urlsafe(24)},
         ),
@@ -86,7 +83,7 @@ def portal(
     apply_from_settings(settings, with_federation=True)
     psr = create_sample_app(AppConfig.from_settings(settings, "psr", f"{psr_url}/oidc/callback"))
     servers = [
-        make_server("127.0.0.1", port, create_app(settings), threaded=True),
+        make_server("127.0.0.1", port, build_portal(settings), threaded=True),
         make_server("127.0.0.1", psr_port, psr, threaded=True),
     ]
     for server in servers:
@@ -250,7 +247,7 @@ def test_e2e_so_helpdesk_uga_end_user_walkthrough(
     assert directory.members_of(end_users) == {"eve"}
 
     # The sync worker projects the approval; the End User uses PS&R (single sign-on).
-    from sync.worker import run_once
+    from sync.main import run_once
 
     assert run_once(portal.settings).report.problems == []
     psr = portal.psr_url

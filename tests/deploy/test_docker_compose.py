@@ -128,7 +128,7 @@ def test_every_iacs_setting_passed_is_one_the_settings_module_knows() -> None:
 
 def test_keycloak_runs_in_production_mode_on_postgres() -> None:
     keycloak = SERVICES["keycloak"]
-    assert keycloak["command"] == ["start", "--optimized"]  # not start-dev
+    assert keycloak["command"][:2] == ["start", "--optimized"]  # not start-dev
     assert keycloak["environment"]["KC_DB_URL"].startswith("jdbc:postgresql://")
     from iacs.stack.keycloak import KEYCLOAK_VERSION
 
@@ -136,6 +136,41 @@ def test_keycloak_runs_in_production_mode_on_postgres() -> None:
     dockerfile = (ROOT / "deploy" / "keycloak" / "Dockerfile").read_text()
     assert f"ARG KEYCLOAK_VERSION={KEYCLOAK_VERSION}" in dockerfile
     assert "--db=postgres" in dockerfile
+
+
+def test_keycloak_reads_the_password_blocklist_the_way_the_launcher_does() -> None:
+    """One mechanism: the runtime SPI option naming a directory that holds the realm's list."""
+    from iacs.stack.keycloak import PASSWORD_BLOCKLISTS_DIR
+
+    option = "--spi-password-policy--password-blacklist--blacklists-path="
+    keycloak = SERVICES["keycloak"]
+    (directory,) = [arg[len(option) :] for arg in keycloak["command"] if arg.startswith(option)]
+    listed = "passwordBlacklist(password-blocklist.txt)"
+    assert listed in (ROOT / "keycloak_config" / "realm.json").read_text()
+    assert (PASSWORD_BLOCKLISTS_DIR / "password-blocklist.txt").is_file()
+    mount = f"./keycloak_config/password-blocklist.txt:{directory}/password-blocklist.txt:ro"
+    assert mount in keycloak["volumes"]
+
+
+def test_every_directory_client_speaks_verified_ldaps() -> None:
+    """Clients use ldaps://directory with the CA the directory publishes into a shared volume;
+    Keycloak's LDAP federation trusts the same CA."""
+    directory = SERVICES["directory"]
+    command = directory["command"]
+    assert "--tls-name=directory" in command and "--port=636" in command
+    (published,) = [arg.split("=", 1)[1] for arg in command if arg.startswith("--publish-ca=")]
+    volume = f"directory-ca:{Path(published).parent}"
+    assert volume in directory["volumes"]
+    assert "directory-ca" in COMPOSE["volumes"]
+    for name, service in SERVICES.items():
+        environment = service.get("environment", {})
+        if "IACS_LDAP__URL" in environment:
+            assert environment["IACS_LDAP__URL"] == "ldaps://directory:636", name
+            assert environment["IACS_LDAP__CA_FILE"] == published, name
+            assert any(v.startswith(volume) for v in service["volumes"]), name
+    keycloak = SERVICES["keycloak"]
+    assert keycloak["environment"]["KC_TRUSTSTORE_PATHS"] == published
+    assert f"{volume}:ro" in keycloak["volumes"]
 
 
 def test_keycloak_caches_every_managed_group_as_the_tests_do() -> None:

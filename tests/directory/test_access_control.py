@@ -71,7 +71,7 @@ def test_passwords_are_hashed_by_slapd_and_readable_by_nobody(
     root.search(
         directory.tree.person("alice"), "(objectClass=*)", ldap3.BASE, attributes=["userPassword"]
     )
-    assert str(root.entries[0].userPassword.value).startswith("{SSHA}")
+    assert str(root.entries[0].userPassword.value).startswith("{ARGON2}$argon2")
     for account in ("portal", "sync", "keycloak"):
         connection = bind_as(ldap_connect, ldap_settings, account)
         connection.search(
@@ -89,16 +89,19 @@ def test_passwords_are_hashed_by_slapd_and_readable_by_nobody(
 def test_keycloak_writes_people_and_passwords_and_sees_nothing_else(
     directory, keycloak_directory, make_person, ldap_settings, ldap_connect
 ):
-    keycloak_directory.add_person(Person("newcomer", "New Comer", "new@example.test"), "first-pw")
-    assert ldap_connect(directory.tree.person("newcomer"), "first-pw").bound
+    newcomer = Person("newcomer", "New Comer", "new@example.test")
+    keycloak_directory.add_person(newcomer, "first-password-1")
+    assert ldap_connect(directory.tree.person("newcomer"), "first-password-1").bound
     keycloak = bind_as(ldap_connect, ldap_settings, "keycloak")
     keycloak.extend.standard.modify_password(
-        directory.tree.person("newcomer"), new_password="second-pw"
+        directory.tree.person("newcomer"), new_password="second-password-2"
     )
     assert keycloak.result["result"] == 0
-    assert ldap_connect(directory.tree.person("newcomer"), "second-pw").bound
+    assert ldap_connect(directory.tree.person("newcomer"), "second-password-2").bound
     # ...but not the password of a service account (that would be an escalation).
-    keycloak.extend.standard.modify_password(ldap_settings.portal_bind_dn, new_password="owned")
+    keycloak.extend.standard.modify_password(
+        ldap_settings.portal_bind_dn, new_password="owned-portal-password"
+    )
     assert keycloak.result["result"] == 50
     org = an_organization()
     directory.create_organization(org)
@@ -120,12 +123,16 @@ def test_keycloak_writes_people_and_passwords_and_sees_nothing_else(
 
 
 def test_a_person_can_change_only_their_own_password(directory, make_person, ldap_connect):
-    make_person("alice", password="alice-1")
+    make_person("alice", password="alice-1")  # the root DN (operator) is not policy-bound
     make_person("bob", password="bob-1")
     alice = ldap_connect(directory.tree.person("alice"), "alice-1")
-    alice.extend.standard.modify_password(directory.tree.person("alice"), new_password="alice-2")
+    alice.extend.standard.modify_password(
+        directory.tree.person("alice"), new_password="alice-second-password"
+    )
     assert alice.result["result"] == 0
-    alice.extend.standard.modify_password(directory.tree.person("bob"), new_password="owned")
+    alice.extend.standard.modify_password(
+        directory.tree.person("bob"), new_password="owned-by-alice-now"
+    )
     assert alice.result["result"] == 50
     alice.search(directory.tree.organizations, "(objectClass=*)", attributes=["1.1"])
     assert alice.entries == []

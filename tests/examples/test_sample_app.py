@@ -26,12 +26,15 @@ from werkzeug.serving import make_server
 from examples.pqri_psr_app import AppConfig, SignInStore, create_app
 from iacs.directory import Directory
 from iacs.domain import Membership, Person, Role, ScopeKind
-from iacs.settings import KeycloakSettings, PortalSettings, Settings
+from iacs.settings import PortalSettings, Settings
 from iacs.stack.process import free_port
 from tests.fixtures.keycloak import (
     browser_code_flow,
     delete_realm_if_present,
+    keycloak_settings_for,
     loopback_browser_session,
+    redeem_code,
+    second_factor,
     unique_realm_name,
 )
 from tests.fixtures.slapd import reset_tree
@@ -68,7 +71,7 @@ def _add_person(root: Directory, username: str) -> None:
 
 
 def _sync(settings: Settings) -> None:
-    from sync.worker import run_once
+    from sync.main import run_once
 
     result = run_once(settings)
     assert result.report.problems == [], result.report.problems
@@ -86,13 +89,9 @@ def world(keycloak, slapd, ldap_settings) -> Iterator[World]:
     redirect_uris = {cid: f"http://127.0.0.1:{port}/oidc/callback" for cid, port in ports.items()}
     settings = Settings(
         ldap=ldap_settings,
-        keycloak=KeycloakSettings(
-            url=keycloak.url,
-            realm=realm,
-            admin_username=keycloak.admin_username,
-            admin_password=keycloak.admin_password,
-            portal_client_secret=secrets.token_urlsafe(24),
-            sync_client_secret=secrets.token_urlsafe(24),
+        keycloak=keycloak_settings_for(
+            keycloak,
+            realm,
             application_redirect_uris=redirect_uris,
             application_client_secrets={cid: secrets.token_urlsafe(24) for cid in ports},
         ),
@@ -157,6 +156,8 @@ def sign_in(app: RunningApp, username: str) -> requests.Session:
         allow_redirects=False,
         timeout=TIMEOUT,
     )
+    issuer = login_page.url.split("/protocol/openid-connect/", 1)[0]
+    answer = second_factor(browser, issuer, username, answer)  # officials enrol TOTP or use it
     assert answer.status_code in (302, 303), answer.text[:2000]
     back = answer.headers["Location"]
     assert back.startswith(f"{app.url}/oidc/callback?"), back
@@ -175,17 +176,7 @@ def token_claims(world: World, client_id: str, username: str) -> dict:
     flow = browser_code_flow(world.issuer, client_id, redirect, username, PASSWORD)
     assert "code" in flow.params, flow.location
     secret = world.settings.keycloak.application_client_secrets[client_id].get_secret_value()
-    answer = requests.post(
-        f"{world.issuer}/protocol/openid-connect/token",
-        data={
-            "grant_type": "authorization_code",
-            "code": flow.params["code"],
-            "redirect_uri": redirect,
-            "code_verifier": flow.code_verifier,
-        },
-        auth=(client_id, secret),
-        timeout=TIMEOUT,
-    )
+    answer = redeem_code(world.issuer, client_id, secret, redirect, flow)
     answer.raise_for_status()
     body = answer.json()["access_token"].split(".")[1]
     return json.loads(base64.urlsafe_b64decode(body + "=" * (-len(body) % 4)))

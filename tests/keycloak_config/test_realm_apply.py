@@ -7,7 +7,6 @@ import json
 from pathlib import Path
 
 import pytest
-from keycloak.exceptions import KeycloakError
 
 from iacs.settings import KeycloakSettings, Settings
 from keycloak_config.apply import (
@@ -235,76 +234,6 @@ def test_federation_component_is_applied_with_exactly_its_mappers(
     # Applying again without federation leaves the component alone.
     without = load_realm_definition(_settings(realm_name, keycloak.url), with_federation=False)
     assert apply_realm(master, without) == []
-
-
-@pytest.mark.servers
-def test_sync_client_can_do_its_work_and_nothing_more(
-    applied_realm: AppliedRealm, keycloak_admin_factory
-) -> None:
-    """The iacs-sync service account: manage-users and view-clients, nothing else."""
-    master = keycloak_admin_factory(applied_realm.name)
-    sync_id = applied_realm.settings.keycloak.sync_client_id
-    sync = keycloak_admin_factory(
-        applied_realm.name,
-        client_id=sync_id,
-        client_secret=applied_realm.client_secrets[sync_id],
-    )
-    realm_management = master.get_client_id("realm-management")
-    account = master.get_client_service_account_user(master.get_client_id(sync_id))
-    granted = {r["name"] for r in master.get_client_roles_of_user(account["id"], realm_management)}
-    assert granted == {"manage-users", "view-clients"}
-
-    user_id = master.create_user(
-        {"username": "sam", "enabled": True, "firstName": "S", "lastName": "T"}
-    )
-    # search (a federated user is imported by this very search)
-    assert [u["id"] for u in sync.get_users({"username": "sam", "exact": "true"})] == [user_id]
-    # groups: create, nest, attributes, members
-    top = sync.create_group({"name": "iacs"})
-    leaf = sync.create_group({"name": "end-user"}, parent=top)
-    assert sync.get_group_by_path("/iacs/end-user")["id"] == leaf
-    sync.update_group(leaf, {"name": "end-user", "attributes": {"iacs_affiliation.psr": ["{}"]}})
-    assert sync.get_group(leaf)["attributes"] == {"iacs_affiliation.psr": ["{}"]}
-    sync.group_user_add(user_id, leaf)
-    assert [m["username"] for m in sync.get_group_members(leaf)] == ["sam"]
-    # application roles onto groups: the client by clientId, then its roles
-    psr = sync.get_client_id("psr")
-    assert psr == master.get_client_id("psr")
-    viewer = next(r for r in sync.get_client_roles(psr) if r["name"] == "report-viewer")
-    sync.assign_group_client_roles(leaf, psr, [viewer])
-    assert [r["name"] for r in sync.get_group_client_roles(leaf, psr)] == ["report-viewer"]
-    sync.delete_group_client_roles(leaf, psr, [viewer])
-    # LC-1: end the user's sessions; then membership removal and group deletion
-    sync.user_logout(user_id)
-    sync.group_user_remove(user_id, leaf)
-    sync.delete_group(top)
-
-    # ... and nothing that would let it grant itself or anyone admin rights or read secrets.
-    realm_admin = master.get_client_role(realm_management, "realm-admin")
-    refused = {
-        "map realm-admin to a user": lambda: sync.assign_client_role(
-            user_id, realm_management, [realm_admin]
-        ),
-        "map realm-admin to a group": lambda: sync.assign_group_client_roles(
-            sync.create_group({"name": "escalate"}), realm_management, [realm_admin]
-        ),
-        "create a client": lambda: sync.create_client({"clientId": "rogue"}),
-        "change the realm": lambda: sync.update_realm(
-            applied_realm.name, {"bruteForceProtected": False}
-        ),
-        "change a client": lambda: sync.update_client(psr, {"redirectUris": ["https://x/*"]}),
-        "create a client role": lambda: sync.create_client_role(psr, {"name": "rogue"}),
-    }
-    allowed = []
-    for name, attempt in refused.items():
-        try:
-            attempt()
-        except KeycloakError as exc:
-            assert exc.response_code == 403, (name, exc)
-        else:
-            allowed.append(name)
-    assert allowed == []
-    assert sync.connection.raw_get("admin/realms/master/users").status_code == 403
 
 
 def test_application_values_come_from_arguments_then_settings_then_dev_defaults() -> None:

@@ -235,8 +235,8 @@ def test_sug_4_only_officers_of_a_provider_the_sug_serves_approve_further_ugas()
         FACTS, surrogate_group=replace(SUG_ACTIVE, associated_organizations=frozenset({ORG_B}))
     )
     request = make_request(RequestKind.SURROGATE_ADMINISTRATOR)
-    assert policy.may_decide(policy.Actor("so_b", ACTORS["so_b"]), request, facts, NOW)
-    assert not policy.may_decide(policy.Actor("so_a", ACTORS["so_a"]), request, facts, NOW)
+    assert policy.may_decide(policy.Actor("so_b", ACTORS["so_b"]), request, facts, NOW).allowed
+    assert not policy.may_decide(policy.Actor("so_a", ACTORS["so_a"]), request, facts, NOW).allowed
 
 
 # ---------------------------------------------------------------------------------- submitting
@@ -412,15 +412,15 @@ def test_org_5_a_backup_may_not_update_the_organization_profile() -> None:
 def test_uga_3_only_the_groups_own_uga_updates_its_profile() -> None:
     assert not policy.may_update_group_profile(
         policy.Actor("uga_a2", ACTORS["uga_a2"]), ORG_A, GROUP_A1
-    )
+    ).allowed
     assert not policy.may_update_group_profile(
         policy.Actor("uga_b", ACTORS["uga_b_same_group_name"]), ORG_A, GROUP_A1
-    )
+    ).allowed
 
 
 def test_aud_2_security_official_reads_own_record_only() -> None:
-    assert policy.may_read_audit(policy.Actor("so_a", ACTORS["so_a"]), ORG_A)
-    assert not policy.may_read_audit(policy.Actor("so_a", ACTORS["so_a"]), ORG_B)
+    assert policy.may_read_audit(policy.Actor("so_a", ACTORS["so_a"]), ORG_A).allowed
+    assert not policy.may_read_audit(policy.Actor("so_a", ACTORS["so_a"]), ORG_B).allowed
 
 
 # ---------------------------------------------------------------------------------- revocation
@@ -456,7 +456,7 @@ def test_lc_1_revocation_table(target: str, actor: str) -> None:
 def test_lc_1_anyone_may_resign_their_own_role(target: str) -> None:
     assert policy.may_revoke(
         policy.Actor(target, ACTORS.get(target, frozenset())), target, TARGETS[target]
-    )
+    ).allowed
 
 
 def test_lc_1_a_backup_cannot_revoke_another_backup() -> None:
@@ -470,18 +470,18 @@ def test_lc_3_recertified_only_by_someone_who_could_approve_it() -> None:
     approved = make_request(RequestKind.END_USER, status=RequestStatus.APPROVED)
     assert policy.may_recertify(
         policy.Actor("uga_a1", ACTORS["uga_a1"]), "holder", approved, FACTS, NOW
-    )
+    ).allowed
     assert not policy.may_recertify(
         policy.Actor("uga_a2", ACTORS["uga_a2"]), "holder", approved, FACTS, NOW
-    )
+    ).allowed
     assert not policy.may_recertify(
         policy.Actor("holder", ACTORS["uga_a1"]), "holder", approved, FACTS, NOW
-    )
+    ).allowed
 
 
 def test_lc_4_only_the_help_desk_replaces_a_security_official() -> None:
-    assert policy.may_replace_security_official(policy.Actor("hd", ACTORS["help_desk"]))
-    assert not policy.may_replace_security_official(policy.Actor("bso", ACTORS["bso_a"]))
+    assert policy.may_replace_security_official(policy.Actor("hd", ACTORS["help_desk"])).allowed
+    assert not policy.may_replace_security_official(policy.Actor("bso", ACTORS["bso_a"])).allowed
 
 
 # ---------------------------------------------------------------------------------- ORG-6

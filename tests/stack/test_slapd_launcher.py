@@ -14,7 +14,8 @@ from iacs.directory import Directory
 from iacs.settings import load_settings
 from iacs.stack import slapd as launcher
 from iacs.stack.process import MissingPrerequisite, ServerStartError, free_port
-from iacs.stack.slapd import generate_config, ssha, start_slapd
+from iacs.stack.slapd import generate_config, hash_password, start_slapd
+from iacs.stack.tls import ensure_server_tls
 from tests.directory.factories import an_organization
 
 pytestmark = pytest.mark.servers
@@ -28,6 +29,7 @@ BOOTSTRAP = {
     "ou=people,dc=iacs,dc=example",
     "ou=system,dc=iacs,dc=example",
     "cn=help-desk,ou=system,dc=iacs,dc=example",
+    "cn=password-policy,ou=system,dc=iacs,dc=example",
     "ou=organizations,dc=iacs,dc=example",
     "ou=surrogate-groups,dc=iacs,dc=example",
     "ou=practitioners,dc=iacs,dc=example",
@@ -89,7 +91,10 @@ def test_the_generated_config_passes_slaptest(tmp_path):
     for sub in ("data/main", "data/accesslog"):
         (tmp_path / sub).mkdir(parents=True)
     config = tmp_path / "slapd.conf"
-    config.write_text(generate_config(tmp_path, root_password_hash=ssha("x"), base_dn="o=test"))
+    tls = ensure_server_tls(tmp_path / "tls")
+    config.write_text(
+        generate_config(tmp_path, root_password_hash=hash_password("x"), tls=tls, base_dn="o=test")
+    )
     checked = subprocess.run(
         [launcher._find_program("slaptest"), "-u", "-f", str(config)],
         capture_output=True,
@@ -99,6 +104,8 @@ def test_the_generated_config_passes_slaptest(tmp_path):
     assert checked.returncode == 0, checked.stderr
     text = config.read_text()
     assert "logpurge 07+00:00 01+00:00" in text and "memberof-group-oc iacsRoleGroup" in text
+    assert "password-hash {ARGON2}" in text and "overlay ppolicy" in text
+    assert "{{" not in text and "rootpw {ARGON2}" in text
 
 
 def test_a_bad_config_is_refused_by_slaptest_before_anything_starts(tmp_path):

@@ -7,6 +7,7 @@ of the token claims (``test_tokens_end_to_end.py``) use the realm as code (``app
 
 from __future__ import annotations
 
+import logging
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -15,7 +16,7 @@ import pytest
 import requests
 from keycloak import KeycloakAdmin
 
-from sync.catalogue import load_catalogue
+from iacs.catalogue import load_catalogue
 from sync.gateway import KeycloakGateway
 
 LOGIN_CLIENT = "sync-test-login"
@@ -163,3 +164,18 @@ def newest_change(directory) -> str | None:
         if len(page) < 1000:
             break
     return cursor
+
+
+class Retries(logging.Handler):
+    """Collects the worker's "run failed; retrying" records (when, how long it backs off)."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.WARNING)
+        self.records: list[logging.LogRecord] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if record.getMessage() == "run failed; retrying":
+            self.records.append(record)
+
+    def since(self, index: int) -> list[logging.LogRecord]:
+        return list(self.records[index:])

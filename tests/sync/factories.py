@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from iacs.directory import DirectorySnapshot
 from iacs.domain import (
     EntityStatus,
     Membership,
@@ -12,7 +13,6 @@ from iacs.domain import (
     SurrogateGroup,
     UserGroup,
 )
-from sync.model import DirectorySnapshot
 
 ORG_A = "org-111111111"
 ORG_B = "org-222222222"

@@ -7,8 +7,8 @@ import copy
 import pytest
 import yaml
 
+from iacs.catalogue import DEFAULT_CATALOGUE, CatalogueError, load_catalogue, parse_catalogue
 from iacs.domain import Role, ScopeKind
-from sync.catalogue import DEFAULT_CATALOGUE, CatalogueError, load_catalogue, parse_catalogue
 
 RAW = yaml.safe_load(DEFAULT_CATALOGUE.read_text())
 

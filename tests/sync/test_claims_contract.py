@@ -9,7 +9,7 @@ from pathlib import Path
 import jsonschema
 import pytest
 
-from sync.catalogue import load_catalogue
+from iacs.catalogue import load_catalogue
 from sync.model import affiliation_attribute
 from sync.project import project
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 import json
 
-from sync.catalogue import load_catalogue
+from iacs.catalogue import load_catalogue
 from sync.diff import diff
 from sync.model import (
     TOP_PATH,

@@ -6,8 +6,8 @@ import random
 
 import pytest
 
+from iacs.catalogue import load_catalogue
 from sync.apply import ApplyReport
-from sync.catalogue import load_catalogue
 from sync.diff import diff
 from sync.incremental import DesiredIndex, advance
 from sync.project import project

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from sync.catalogue import load_catalogue
+from iacs.catalogue import load_catalogue
 from sync.keycloak_state import read_actual
 from sync.model import TOP_PATH, affiliation_attribute
 from sync.reconcile import reconcile

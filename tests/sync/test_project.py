@@ -6,8 +6,8 @@ import json
 
 import pytest
 
+from iacs.catalogue import load_catalogue
 from iacs.domain import EntityStatus, Membership, Role, ScopeKind
-from sync.catalogue import load_catalogue
 from sync.model import TOP_PATH, affiliation_attribute
 from sync.project import project
 

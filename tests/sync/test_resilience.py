@@ -32,23 +32,24 @@ from typing import Any, TypeVar
 import pytest
 
 import sync.worker as worker_module
+from iacs.catalogue import load_catalogue
 from iacs.directory import Directory
 from iacs.settings import Settings, SyncSettings
 from iacs.stack.keycloak import KeycloakInstance, start_keycloak
 from iacs.stack.process import free_port
 from iacs.stack.slapd import SlapdInstance, start_slapd
-from sync.catalogue import load_catalogue
 from sync.diff import diff
 from sync.feed import CursorFile
 from sync.gateway import KeycloakGateway
 from sync.keycloak_state import read_actual
+from sync.main import build_worker
 from sync.model import ActualState, Plan
 from sync.project import project
 from sync.worker import SyncWorker
 from tests.fixtures.keycloak import AppliedRealm, apply_test_realm, unique_realm_name
 from tests.fixtures.slapd import reset_tree
 
-from .conftest import PASSWORD, newest_change
+from .conftest import PASSWORD, Retries, newest_change
 from .factories import ORG_A, ORG_B, end_user, org, security_official, user_group
 
 pytestmark = pytest.mark.servers
@@ -188,26 +189,11 @@ def _populate(root: Directory) -> Directory:
 # The worker, as ``iacs sync run`` runs it (without the HTTP endpoint)
 
 
-class _Retries(logging.Handler):
-    """Collects the worker's "run failed; retrying" records (when, how long it backs off)."""
-
-    def __init__(self) -> None:
-        super().__init__(logging.WARNING)
-        self.records: list[logging.LogRecord] = []
-
-    def emit(self, record: logging.LogRecord) -> None:
-        if record.getMessage() == "run failed; retrying":
-            self.records.append(record)
-
-    def since(self, index: int) -> list[logging.LogRecord]:
-        return list(self.records[index:])
-
-
 @dataclass
 class RunningWorker:
     worker: SyncWorker
     thread: threading.Thread
-    retries: _Retries
+    retries: Retries
     crashed: list[BaseException]
 
     @property
@@ -238,8 +224,8 @@ def running(
     servers: Servers, directory: Directory, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> Iterator[RunningWorker]:
     monkeypatch.setattr(worker_module, "MAX_BACKOFF_SECONDS", BACKOFF_CAP_SECONDS)
-    worker = SyncWorker(_settings(servers, servers.slapd, tmp_path / "cursor.json"))
-    retries = _Retries()
+    worker = build_worker(_settings(servers, servers.slapd, tmp_path / "cursor.json"))
+    retries = Retries()
     logging.getLogger("sync.worker").addHandler(retries)
     crashed: list[BaseException] = []
 
@@ -483,7 +469,12 @@ def test_feed_gap_falls_back_to_a_full_reconcile(
         Directory(slapd.ldap_settings(), bind_dn=slapd.root_dn, password=slapd.root_password)
     )
     reader = Directory(slapd.ldap_settings(), "sync")
-    worker = SyncWorker(_settings(servers, slapd, tmp_path / "cursor.json"), directory=reader)
+    settings = _settings(servers, slapd, tmp_path / "cursor.json")
+    worker = SyncWorker(
+        settings,
+        directory=reader,
+        gateway_factory=lambda: KeycloakGateway.from_settings(settings.keycloak),
+    )
     runs = worker.metrics.runs
 
     def converged() -> ActualState:

@@ -13,9 +13,8 @@ from pathlib import Path
 
 import jsonschema
 import pytest
-import requests
 
-from sync.catalogue import load_catalogue
+from iacs.catalogue import load_catalogue
 from sync.gateway import KeycloakGateway
 from sync.reconcile import reconcile
 
@@ -44,22 +43,13 @@ def _payload(jwt: str) -> dict:
 
 
 def _tokens(applied, client_id: str, username: str) -> dict:
-    from tests.fixtures.keycloak import browser_code_flow
+    from tests.fixtures.keycloak import browser_code_flow, redeem_code
 
     redirect = applied.redirect_uris[client_id]
     flow = browser_code_flow(applied.issuer, client_id, redirect, username, PASSWORD)
     assert "code" in flow.params, flow.location
-    answer = requests.post(
-        f"{applied.issuer}/protocol/openid-connect/token",
-        data={
-            "grant_type": "authorization_code",
-            "code": flow.params["code"],
-            "redirect_uri": redirect,
-            "client_id": client_id,
-            "client_secret": applied.client_secrets[client_id],
-            "code_verifier": flow.code_verifier,
-        },
-        timeout=30,
+    answer = redeem_code(
+        applied.issuer, client_id, applied.client_secrets[client_id], redirect, flow
     )
     answer.raise_for_status()
     return answer.json()

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import itertools
 import logging
-import secrets
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -22,15 +21,16 @@ import requests
 
 import sync.worker as worker_module
 from iacs.directory import Directory
-from iacs.settings import KeycloakSettings, Settings, SyncSettings
+from iacs.settings import Settings, SyncSettings
 from iacs.stack.process import free_port
 from sync.feed import CursorFile
 from sync.gateway import KeycloakGateway
 from sync.http import serve
 from sync.keycloak_state import read_actual
 from sync.worker import SyncWorker
+from tests.fixtures.keycloak import keycloak_settings_for
 
-from .conftest import PASSWORD, newest_change
+from .conftest import PASSWORD, Retries, newest_change
 from .factories import ORG_A, end_user, org, user_group
 
 pytestmark = pytest.mark.servers
@@ -199,21 +199,9 @@ def test_lc_1_a_refresh_in_flight_at_the_revocation_does_not_keep_the_session(
     assert survivors == []
 
 
-class _Retries(logging.Handler):
-    """The worker's "run failed; retrying" records: when, and how long it backs off."""
-
-    def __init__(self) -> None:
-        super().__init__(logging.WARNING)
-        self.records: list[logging.LogRecord] = []
-
-    def emit(self, record: logging.LogRecord) -> None:
-        if record.getMessage() == "run failed; retrying":
-            self.records.append(record)
-
-
 @pytest.fixture
-def retries() -> Iterator[_Retries]:
-    handler = _Retries()
+def retries() -> Iterator[Retries]:
+    handler = Retries()
     logging.getLogger("sync.worker").addHandler(handler)
     yield handler
     logging.getLogger("sync.worker").removeHandler(handler)
@@ -233,21 +221,14 @@ def test_keycloak_refusing_is_retried_with_backoff_and_the_cursor_waits(
     once the realm is applied (realm as code) the worker catches up. (Keycloak actually stopped
     and started again: ``test_resilience.py``.)"""
     monkeypatch.setattr(worker_module, "MAX_BACKOFF_SECONDS", 2.0)
-    settings = settings.model_copy(
-        update={
-            "keycloak": KeycloakSettings(
-                url=keycloak.url,
-                realm=realm_name,
-                admin_username=keycloak.admin_username,
-                admin_password=keycloak.admin_password,
-                sync_client_secret=secrets.token_urlsafe(24),
-                portal_client_secret=secrets.token_urlsafe(24),
-            )
-        }
-    )
+    settings = settings.model_copy(update={"keycloak": keycloak_settings_for(keycloak, realm_name)})
     root = billing("eve")
     root.add_member(end_user(ORG_A, "billing"), "eve")
-    worker = SyncWorker(settings, directory=sync_directory)  # its own client, as in production
+    worker = SyncWorker(  # its own client, as in production
+        settings,
+        directory=sync_directory,
+        gateway_factory=lambda: KeycloakGateway.from_settings(settings.keycloak),
+    )
     thread = threading.Thread(target=worker.run, daemon=True)
     thread.start()
     try:

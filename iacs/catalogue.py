@@ -9,11 +9,12 @@ by any ``excluded`` rule of an application gets none of its roles, whatever the 
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 from types import MappingProxyType
+from typing import Any
 
 import yaml
 
@@ -28,6 +29,10 @@ _MATCH_KEYS = {"role", "surrogate", "scope"}
 
 class CatalogueError(ValueError):
     """The catalogue is not valid; the message names the file and the offending entry."""
+
+
+_Fail = Callable[[str, str], CatalogueError]
+"""Builds the error for an entry (where, what is wrong), naming the file."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -130,7 +135,7 @@ def parse_catalogue(data: object, source: str = "catalogue") -> Catalogue:
     return Catalogue(version=1, applications=MappingProxyType(parsed))
 
 
-def _parse_application(client_id: object, body: object, fail) -> Application:
+def _parse_application(client_id: object, body: object, fail: _Fail) -> Application:
     where = f"applications.{client_id}"
     if not isinstance(client_id, str) or not _CLIENT_ID.fullmatch(client_id):
         raise fail(where, "the client id must be lower-case letters, digits and dashes")
@@ -190,7 +195,7 @@ def _parse_application(client_id: object, body: object, fail) -> Application:
     )
 
 
-def _list(value: object, where: str, fail) -> list:
+def _list(value: object, where: str, fail: _Fail) -> list[Any]:
     if value is None:
         return []
     if not isinstance(value, list):
@@ -198,7 +203,7 @@ def _list(value: object, where: str, fail) -> list:
     return value
 
 
-def _parse_match(value: object, where: str, fail) -> Match:
+def _parse_match(value: object, where: str, fail: _Fail) -> Match:
     if not isinstance(value, dict) or not value:
         raise fail(where, f"must be a non-empty mapping with keys among {sorted(_MATCH_KEYS)}")
     unknown = set(value) - _MATCH_KEYS
