@@ -94,6 +94,12 @@ IMAGES: tuple[ImageSpec, ...] = (
 """Every image compose runs, with the variable of docker-compose.yml that overrides its name."""
 
 
+class EngineCannotStart(ServerStartError):
+    """``dockerd`` exited before it answered: this machine cannot run an engine (e.g. a
+    container without the privileges, cgroups or kernel features it needs). The compose suite
+    skips on it, with the engine's own log as the reason; a timeout is a failure instead."""
+
+
 def engine_unavailable_reason() -> str | None:
     """Why a Docker engine cannot be started here, or None when it can."""
     if shutil.which("dockerd") is None and not Path("/usr/sbin/dockerd").exists():
@@ -231,6 +237,12 @@ def start_engine(root: Path | None = None, timeout: float = 90) -> DockerEngine:
             timeout=timeout,
             interval=0.5,
         )
+    except ServerStartError as exc:
+        engine.stop()
+        code = process.process.returncode if process.process is not None else None
+        if code is None or code < 0:  # not ready in time: stopped by a signal from wait_ready
+            raise
+        raise EngineCannotStart(str(exc)) from exc
     except BaseException:
         engine.stop()
         raise

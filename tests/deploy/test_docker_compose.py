@@ -3,6 +3,7 @@ runs them for real)."""
 
 from __future__ import annotations
 
+import os
 import re
 from pathlib import Path
 
@@ -211,6 +212,40 @@ def test_the_launcher_sets_every_variable_the_file_requires(tmp_path: Path) -> N
     assert oct((tmp_path / "secrets.json").stat().st_mode & 0o777) == "0o600"
 
 
+def test_compose_v1_validates_it_against_the_compose_specification(tmp_path: Path) -> None:
+    """Debian's docker-compose 1.29 checks the file against the Compose Specification's schema
+    (``compose_spec.json``, the one Compose v2 implements) and resolves every variable and
+    anchor; no engine is needed for ``config``."""
+    import shutil
+    import subprocess
+
+    from iacs.stack.docker import ComposeProject
+
+    if shutil.which("docker-compose") is None:
+        pytest.skip("Debian's docker-compose is not installed (scripts/setup.sh installs it)")
+    project = ComposeProject(engine=None, project_dir=ROOT, state_dir=tmp_path, port=18443)  # type: ignore[arg-type]
+    answer = subprocess.run(
+        [
+            "docker-compose",
+            "--project-name",
+            "iacs-check",
+            "--file",
+            "docker-compose.yml",
+            "config",
+        ],
+        cwd=ROOT,
+        env={"PATH": os.environ["PATH"], **project.environment()},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert answer.returncode == 0, answer.stderr
+    resolved = yaml.safe_load(answer.stdout)
+    assert set(resolved["services"]) == set(SERVICES)
+    assert "${" not in answer.stdout, "a variable was left unresolved"
+
+
 def test_the_test_ca_signs_what_the_proxy_and_keycloak_serve(tmp_path: Path) -> None:
     from cryptography import x509
 
@@ -223,3 +258,21 @@ def test_the_test_ca_signs_what_the_proxy_and_keycloak_serve(tmp_path: Path) -> 
         cert.verify_directly_issued_by(ca)
         names = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
         assert expected in names.get_values_for_type(x509.DNSName)
+
+
+def test_a_dockerd_that_cannot_run_here_is_a_reason_to_skip(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An engine that exits at once (no privileges, no cgroups) is ``EngineCannotStart``, the
+    compose suite's reason to skip, with the engine's log; not a hang, not a silent pass."""
+    from iacs.stack import docker
+
+    fake = tmp_path / "dockerd"
+    fake.write_text(
+        "#!/bin/sh\necho 'failed to mount overlay: operation not permitted' >&2\nexit 1\n"
+    )
+    fake.chmod(0o755)
+    monkeypatch.setattr(docker, "engine_unavailable_reason", lambda: None)
+    monkeypatch.setattr(docker, "_dockerd", lambda: str(fake))
+    with pytest.raises(docker.EngineCannotStart, match="operation not permitted"):
+        docker.start_engine(tmp_path / "engine", timeout=30)
