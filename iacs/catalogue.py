@@ -11,6 +11,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from importlib import resources
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any
@@ -19,7 +20,8 @@ import yaml
 
 from iacs.domain import Role, ScopeKind
 
-DEFAULT_CATALOGUE = Path(__file__).resolve().parent.parent / "keycloak_config" / "catalogue.yaml"
+# From the installed package, not from a checkout: the image has none.
+DEFAULT_CATALOGUE = Path(str(resources.files("keycloak_config").joinpath("catalogue.yaml")))
 _CLIENT_ID = re.compile(r"[a-z][a-z0-9-]{0,62}")
 _ROLE_NAME = re.compile(r"[a-z][a-z0-9-]{0,62}")
 _MATCH_KEYS = {"role", "surrogate", "scope"}

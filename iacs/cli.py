@@ -356,6 +356,38 @@ def directory_serve(
     sys.exit(code)
 
 
+@main.group()
+def compose() -> None:
+    """docker-compose.yml for real, on a private Docker engine this command starts and stops."""
+
+
+@compose.command("up")
+@click.option("--project-dir", type=click.Path(path_type=Path, file_okay=False), default=Path("."))
+@click.option("--state-dir", type=click.Path(path_type=Path), default=None)
+@click.option("--port", type=int, default=8443, show_default=True, help="Published on 127.0.0.1.")
+def compose_up(project_dir: Path, state_dir: Path | None, port: int) -> None:
+    """Build the images, bring the deployment up, wait for Ctrl-C, then stop it (volumes kept)."""
+    from iacs.stack.docker import default_state_dir, run_foreground
+
+    if not (project_dir / "docker-compose.yml").exists():
+        raise click.UsageError(f"no docker-compose.yml in {project_dir.resolve()}")
+    _exit_cleanly_on_sigterm()
+    run_foreground(
+        project_dir.resolve(), (state_dir or default_state_dir()).resolve(), port, click.echo
+    )
+
+
+@compose.command("reset")
+@click.option("--project-dir", type=click.Path(path_type=Path, file_okay=False), default=Path("."))
+@click.option("--state-dir", type=click.Path(path_type=Path), default=None)
+def compose_reset(project_dir: Path, state_dir: Path | None) -> None:
+    """Remove the deployment's containers, volumes (the directory!) and generated secrets."""
+    from iacs.stack.docker import default_state_dir, reset
+
+    reset(project_dir.resolve(), (state_dir or default_state_dir()).resolve())
+    click.echo("removed")
+
+
 @main.command()
 @click.option("--size", type=click.Choice(["ci", "full"]), default="ci", show_default=True)
 @click.option("--out", type=click.Path(path_type=Path), default=Path("bench/results"))

@@ -5,7 +5,9 @@
 #     postgresql and nginx-light (the clustered Keycloak's database, the scale-out proxy),
 #     chromium (browser tests),
 #     a Java runtime and Maven (to fetch and run Keycloak);
-#   - a virtualenv in .venv with the project and its test extras;
+#     docker.io, docker-compose and mmdebstrap (the compose suite's private engine);
+#   - a virtualenv in .venv: the exact, hash-checked versions of requirements-dev.lock, then the
+#     project itself (editable, --no-deps);
 #   - the Keycloak server distribution, fetched with Maven into a cache outside the repo
 #     (~/.cache/iacs, or $IACS_CACHE_DIR) and built once.
 set -euo pipefail
@@ -23,6 +25,9 @@ command -v chromium >/dev/null 2>&1 || need_apt+=(chromium)
 command -v java >/dev/null 2>&1 || need_apt+=(openjdk-17-jre-headless)
 command -v mvn >/dev/null 2>&1 || need_apt+=(maven)
 command -v unzip >/dev/null 2>&1 || need_apt+=(unzip)
+[ -x /usr/sbin/dockerd ] || need_apt+=(docker.io)
+command -v docker-compose >/dev/null 2>&1 || need_apt+=(docker-compose)
+command -v mmdebstrap >/dev/null 2>&1 || need_apt+=(mmdebstrap)
 if [ ${#need_apt[@]} -gt 0 ]; then
   echo "setup: installing Debian packages: ${need_apt[*]}"
   if [ "$(id -u)" -ne 0 ]; then SUDO=sudo; else SUDO=; fi
@@ -38,10 +43,10 @@ if [ ! -x .venv/bin/python ]; then
   "$PY" -m venv .venv
 fi
 stamp=.venv/.iacs-installed
-if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
-  echo "setup: installing Python packages"
-  .venv/bin/python -m pip install -q --upgrade pip
-  .venv/bin/python -m pip install -q -e '.[test,bench]'
+if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ] || [ requirements-dev.lock -nt "$stamp" ]; then
+  echo "setup: installing Python packages (requirements-dev.lock, hash-checked)"
+  .venv/bin/python -m pip install -q --require-hashes -r requirements-dev.lock
+  .venv/bin/python -m pip install -q --no-deps --no-build-isolation -e .
   touch "$stamp"
 fi
 

@@ -11,6 +11,7 @@ From a checkout, the sample PQRI and PS&R applications (``examples/pqri_psr_app`
 from __future__ import annotations
 
 import functools
+import importlib.util
 import os
 import secrets
 import shlex
@@ -43,7 +44,8 @@ from iacs.stack.smtp import SmtpInstance, start_smtp
 from iacs.wiring import build_service
 from keycloak_config.apply import DEV_APPLICATION_REDIRECT_URIS, apply_from_settings
 
-EXAMPLES_DIR = Path(__file__).resolve().parents[2] / "examples"
+EXAMPLE_APP_MODULE = "examples.pqri_psr_app"
+"""The sample application, an installed package (not a path in a checkout)."""
 
 
 @dataclass
@@ -166,7 +168,7 @@ def start_cli_process(stack: LocalStack, name: str, *args: str) -> ManagedProces
 
 def start_example_apps(stack: LocalStack) -> dict[str, str]:
     """The sample applications on their redirect URIs' ports (from a checkout): client id → URL."""
-    if not (EXAMPLES_DIR / "pqri_psr_app").is_dir():
+    if importlib.util.find_spec(EXAMPLE_APP_MODULE) is None:
         return {}
     env = {**os.environ, **settings_to_env(stack.settings)}
     urls = {}
@@ -175,12 +177,11 @@ def start_example_apps(stack: LocalStack) -> dict[str, str]:
         process = ManagedProcess(
             client_id,
             [
-                *(sys.executable, "-m", "examples.pqri_psr_app", "--client-id", client_id),
+                *(sys.executable, "-m", EXAMPLE_APP_MODULE, "--client-id", client_id),
                 *("--host", address.hostname or "127.0.0.1", "--port", str(address.port)),
             ],
             stack.run_dir / f"{client_id}.log",
             env=env,
-            cwd=EXAMPLES_DIR.parent,
         )
         process.start()
         stack.processes.append(process)
