@@ -46,6 +46,8 @@ class ChangeSource(Protocol):
 
     def has_change(self, cursor: str) -> bool: ...
 
+    def change_log_id(self) -> str | None: ...
+
 
 class CursorFile:
     """The durable cursor: read at start, replaced atomically after each applied batch."""
@@ -66,12 +68,24 @@ class CursorFile:
             return None, True
         return cursor, data.get("exact", True) is not False
 
-    def save(self, cursor: str, exact: bool = True) -> None:
+    def load_log(self) -> str | None:
+        """Which provider's log the saved cursor belongs to (None: not recorded)."""
+        try:
+            data = json.loads(self.path.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            return None
+        except (OSError, ValueError) as exc:
+            raise RuntimeError(f"unreadable sync cursor file {self.path}: {exc}") from exc
+        log = data.get("log") if isinstance(data, dict) else None
+        return log if isinstance(log, str) and log else None
+
+    def save(self, cursor: str, exact: bool = True, log: str | None = None) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        payload = json.dumps(
-            {"cursor": cursor, "exact": exact, "saved_at": datetime.now(UTC).isoformat()}
-        )
-        write_durably(self.path, payload)
+        record: dict[str, object] = {"cursor": cursor, "exact": exact}
+        if log is not None:
+            record["log"] = log
+        record["saved_at"] = datetime.now(UTC).isoformat()
+        write_durably(self.path, json.dumps(record))
 
 
 def write_durably(path: Path, text: str) -> None:
@@ -105,6 +119,8 @@ class Batch:
     """The cursor is missing or older than the log: some changes can no longer be read."""
     exact: bool = True
     """False when ``head`` is a point in time rather than the reqStart of a real entry."""
+    log: str | None = None
+    """Which provider's log the batch was read from (``Directory.change_log_id``)."""
 
     def oldest_time(self) -> datetime | None:
         """When the oldest change of the batch was written (for the lag metric)."""
@@ -119,6 +135,8 @@ class ChangeFeed:
         self.cursor_file = cursor_file
         self.page = page
         self.cursor, self.exact = cursor_file.load()
+        self.log = cursor_file.load_log()
+        """The identity of the log the cursor belongs to (its root entry's entryUUID)."""
         self._seen: set[str] = {self.cursor} if self.cursor else set()
         """reqStart values applied within ``OVERLAP`` behind the cursor. After a restart only
         the cursor's own entry is known: the rest of the window is read again, harmlessly."""
@@ -130,7 +148,8 @@ class ChangeFeed:
             oldest = self.source.oldest_change_cursor()
             # An empty log is a gap too: the cursor's entry is gone, and so is anything after it.
             gap = oldest is None or self.cursor is None or oldest > self.cursor
-        gap = gap or self._foreign()
+        log = self.source.change_log_id()
+        gap = gap or self._foreign(log)
         low = self._overlap_start()
         read: list = []
         cursor = low
@@ -142,30 +161,39 @@ class ChangeFeed:
             cursor = page[-1].cursor
         # Checked again after the read: a failover between the check and the read would
         # otherwise let a foreign log's entry become the cursor unnoticed.
-        gap = gap or self._foreign()
+        after = self.source.change_log_id()
+        gap = gap or after != log or self._foreign(after)
+        log = after
         changes = [change for change in read if change.cursor not in self._seen]
         if changes:
             head = max(change.cursor for change in changes)
+            exact = True
             if self.cursor is not None and self.cursor > head:
                 head = self.cursor  # only late arrivals behind the cursor: it stays put
-            return Batch(changes=tuple(changes), head=head, gap=gap)
+                # After a gap the cursor is no entry of this log (another provider's, or
+                # purged): kept as a point in time, so it is not found "missing" every poll.
+                exact = self.exact and not gap
+            return Batch(changes=tuple(changes), head=head, gap=gap, exact=exact, log=log)
         if gap:
             # Nothing retained to stand on: start from a little before now (slapd's clock may
             # differ a bit); changes re-read from that margin are applied again, harmlessly.
             # A cursor newer than that (the log emptied soon after it) is kept, as a time.
             moment = generalized_time(datetime.now(UTC) - CLOCK_MARGIN)
             head = max(moment, self.cursor) if self.cursor else moment
-            return Batch(changes=(), head=head, gap=True, exact=False)
-        return Batch(changes=(), head=None, gap=False)
+            return Batch(changes=(), head=head, gap=True, exact=False, log=log)
+        return Batch(changes=(), head=None, gap=False, log=log)
 
-    def _foreign(self) -> bool:
-        """Whether the log read now lacks the cursor's own entry: it was purged, or the cursor
-        came from another provider's log (replicated providers each log every write at their
-        own time, so a reqStart names an entry of one log only). Either way the changes
-        between the cursor and this log's entries are unknown: a gap, a full reconcile."""
-        if self.cursor is None or not self.exact:
+    def _foreign(self, log: str | None) -> bool:
+        """Whether the cursor is not a place in the log read now: another provider's log
+        (each provider logs every write at its own time, so a cursor is a place in one log
+        only; a reqStart alone is no proof, since slapd's reqStart is the second plus a
+        counter and two logs hold the same values), or its own entry is gone (purged). Either
+        way the changes between the cursor and this log's entries are unknown: a gap."""
+        if self.cursor is None:
             return False
-        return not self.source.has_change(self.cursor)
+        if self.log is not None and log != self.log:
+            return True
+        return self.exact and not self.source.has_change(self.cursor)
 
     def applied(self, batch: Batch) -> None:
         """Move the cursor past ``batch`` (only after its effect is in Keycloak)."""
@@ -174,9 +202,12 @@ class ChangeFeed:
         self._seen.update(change.cursor for change in batch.changes)
         later = self.cursor is None or batch.head > self.cursor
         now_a_time = batch.head == self.cursor and self.exact and not batch.exact
-        if later or now_a_time:  # a time cursor is never checked for a gap again
-            self.cursor_file.save(batch.head, exact=batch.exact)
-            self.cursor, self.exact = batch.head, batch.exact
+        moved = batch.log is not None and batch.log != self.log  # now following another log
+        if later or now_a_time or moved:  # a time cursor is never checked for a gap again
+            head = batch.head if later or not moved else max(batch.head, self.cursor or "")
+            self.cursor_file.save(head, exact=batch.exact, log=batch.log or self.log)
+            self.cursor, self.exact = head, batch.exact
+            self.log = batch.log or self.log
         low = self._overlap_start()
         if low is not None:
             self._seen = {seen for seen in self._seen if seen >= low}

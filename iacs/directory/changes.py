@@ -108,3 +108,12 @@ def oldest_cursor(pool: ConnectionPool, log_base: str) -> str | None:
         size_limit=1,
     )
     return min((attributes["reqstart"][0] for _, attributes in found), default=None)
+
+
+def log_id(pool: ConnectionPool, log_base: str) -> str | None:
+    """The entryUUID of the log's root entry: which provider's log this is (each provider's
+    accesslog database makes its own root entry, so the value differs from provider to
+    provider); None when the log has no root entry yet."""
+    found = pool.search(log_base, "(objectClass=*)", scope=ldap3.BASE, attributes=("entryUUID",))
+    values = found[0][1].get("entryuuid", []) if found else []
+    return values[0] if values else None

@@ -222,6 +222,11 @@ class Directory(OrganizationStore, RecordStore):
         another provider's log gave, or one purged since, is not there)."""
         return change_feed.has_entry(self._pool, self.settings.accesslog_dn, cursor)
 
+    def change_log_id(self) -> str | None:
+        """Which provider's change log is read here (``sync.feed``: a cursor is a place in
+        one provider's log only)."""
+        return change_feed.log_id(self._pool, self.settings.accesslog_dn)
+
     # -- the sync workers' lease -----------------------------------------------------------
 
     def read_lease(self) -> str | None:
