@@ -217,15 +217,11 @@ class Directory(OrganizationStore, RecordStore):
             self._pool, self.tree, self.settings.accesslog_dn, cursor, limit=limit
         )
 
-    def has_change(self, cursor: str) -> bool:
-        """Whether the log read here holds the write ``cursor`` names (``sync.feed``: a cursor
-        another provider's log gave, or one purged since, is not there)."""
-        return change_feed.has_entry(self._pool, self.settings.accesslog_dn, cursor)
-
-    def change_log_id(self) -> str | None:
-        """Which provider's change log is read here (``sync.feed``: a cursor is a place in
-        one provider's log only)."""
-        return change_feed.log_id(self._pool, self.settings.accesslog_dn)
+    def has_change(self, cursor: str, entry_id: str | None = None) -> bool:
+        """Whether the log read here holds the write ``cursor`` names, with the log entry
+        ``entry_id`` when given (``sync.feed``: another provider's log holds the same reqStart
+        values under other entries; a purged cursor is not there at all)."""
+        return change_feed.has_entry(self._pool, self.settings.accesslog_dn, cursor, entry_id)
 
     # -- the sync workers' lease -----------------------------------------------------------
 

@@ -13,6 +13,7 @@ from sync.feed import ChangeFeed, CursorFile, generalized_time, parse_generalize
 @dataclass(frozen=True)
 class Change:
     cursor: str
+    entry_id: str = ""
 
 
 class Log:
@@ -24,16 +25,14 @@ class Log:
 
     def changes_since(self, cursor: str | None, *, limit: int = 1000) -> list[Change]:
         after = [c for c in self.cursors if cursor is None or c > cursor]
-        return [Change(c) for c in after[:limit]]
+        return [Change(c, f"{self.log_id}:{c}") for c in after[:limit]]
 
     def oldest_change_cursor(self) -> str | None:
         return self.cursors[0] if self.cursors else None
 
-    def has_change(self, cursor: str) -> bool:
-        return cursor in self.cursors
-
-    def change_log_id(self) -> str | None:
-        return self.log_id
+    def has_change(self, cursor: str, entry_id: str | None = None) -> bool:
+        """Each log's entries have their own ids (a provider's entryUUIDs)."""
+        return cursor in self.cursors and entry_id in (None, f"{self.log_id}:{cursor}")
 
 
 def t(n: int) -> str:
@@ -149,12 +148,12 @@ def test_a_cursor_from_another_log_is_a_gap_even_where_the_same_reqstart_exists(
     store = CursorFile(tmp_path / "c.json")
     feed = ChangeFeed(Log(t(1), t(2), log_id="p2"), store)
     feed.applied(feed.pending())
-    assert store.load_log() == "p2" and feed.cursor == t(2)
+    assert store.load_entry() == f"p2:{t(2)}" and feed.cursor == t(2)
     other = ChangeFeed(Log(t(1), t(2), t(3), log_id="p1"), store)  # after a failover
     batch = other.pending()
     assert batch.gap
     other.applied(batch)
-    assert store.load_log() == "p1" and other.cursor == t(3)
+    assert store.load_entry() == f"p1:{t(3)}" and other.cursor == t(3)
     assert not other.pending().gap
 
 
