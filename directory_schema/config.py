@@ -80,8 +80,8 @@ class Replication:
     Every provider replicates the IACS tree from every other (``refreshAndPersist`` over
     verified TLS, bound as the replication account); ``cn=accesslog`` is NOT replicated: each
     provider logs every write it applies, its own and the replicated ones, at its own time, so
-    a change-feed cursor is only meaningful on the provider that wrote it (the sync worker
-    treats a cursor its log does not hold as a gap, see ``sync.feed``).
+    a change-feed cursor is only meaningful in the log it came from (the sync worker records
+    which log, by its root entry's entryUUID, and treats another log as a gap: ``sync.feed``).
     """
 
     server_id: int

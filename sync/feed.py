@@ -9,8 +9,10 @@ purged past it (a gap): the worker must then reconcile fully.
 
 Replicated providers: each provider's accesslog logs every write it applies (its own and the
 replicated ones) at its own time, so a cursor is the reqStart of an entry in ONE provider's
-log. When the worker's connection fails over to another provider, that log does not hold the
-cursor's entry: the feed reports a gap and the worker reconciles in full against the provider
+log. slapd's reqStart is a second and a counter, so two providers' logs hold the same values:
+the cursor file also records the entryUUID of the cursor's own log entry, which each provider
+makes for itself. When the worker's connection fails over to another provider, that log has
+no such entry: the feed reports a gap and the worker reconciles in full against the provider
 it now reads, then follows that provider's log from there. Nothing is lost: what the full
 reconcile read is in Keycloak, and everything after it is in the log it now follows.
 """
@@ -44,7 +46,7 @@ class ChangeSource(Protocol):
 
     def oldest_change_cursor(self) -> str | None: ...
 
-    def has_change(self, cursor: str) -> bool: ...
+    def has_change(self, cursor: str, entry_id: str | None = None) -> bool: ...
 
 
 class CursorFile:
@@ -66,12 +68,24 @@ class CursorFile:
             return None, True
         return cursor, data.get("exact", True) is not False
 
-    def save(self, cursor: str, exact: bool = True) -> None:
+    def load_entry(self) -> str | None:
+        """The entryUUID of the cursor's own log entry (None: not recorded)."""
+        try:
+            data = json.loads(self.path.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            return None
+        except (OSError, ValueError) as exc:
+            raise RuntimeError(f"unreadable sync cursor file {self.path}: {exc}") from exc
+        entry = data.get("entry") if isinstance(data, dict) else None
+        return entry if isinstance(entry, str) and entry else None
+
+    def save(self, cursor: str, exact: bool = True, entry: str | None = None) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        payload = json.dumps(
-            {"cursor": cursor, "exact": exact, "saved_at": datetime.now(UTC).isoformat()}
-        )
-        write_durably(self.path, payload)
+        record: dict[str, object] = {"cursor": cursor, "exact": exact}
+        if entry is not None:
+            record["entry"] = entry
+        record["saved_at"] = datetime.now(UTC).isoformat()
+        write_durably(self.path, json.dumps(record))
 
 
 def write_durably(path: Path, text: str) -> None:
@@ -105,6 +119,8 @@ class Batch:
     """The cursor is missing or older than the log: some changes can no longer be read."""
     exact: bool = True
     """False when ``head`` is a point in time rather than the reqStart of a real entry."""
+    entry: str | None = None
+    """The entryUUID of ``head``'s own log entry, when it is one."""
 
     def oldest_time(self) -> datetime | None:
         """When the oldest change of the batch was written (for the lag metric)."""
@@ -119,6 +135,8 @@ class ChangeFeed:
         self.cursor_file = cursor_file
         self.page = page
         self.cursor, self.exact = cursor_file.load()
+        self.entry = cursor_file.load_entry()
+        """The entryUUID of the cursor's log entry: which provider's log the cursor is in."""
         self._seen: set[str] = {self.cursor} if self.cursor else set()
         """reqStart values applied within ``OVERLAP`` behind the cursor. After a restart only
         the cursor's own entry is known: the rest of the window is read again, harmlessly."""
@@ -145,10 +163,15 @@ class ChangeFeed:
         gap = gap or self._foreign()
         changes = [change for change in read if change.cursor not in self._seen]
         if changes:
-            head = max(change.cursor for change in changes)
+            newest = max(changes, key=lambda change: change.cursor)
+            head, entry, exact = newest.cursor, getattr(newest, "entry_id", None) or None, True
             if self.cursor is not None and self.cursor > head:
                 head = self.cursor  # only late arrivals behind the cursor: it stays put
-            return Batch(changes=tuple(changes), head=head, gap=gap)
+                # After a gap the cursor is no entry of this log (another provider's, or
+                # purged): kept as a point in time, so it is not found "missing" every poll.
+                exact = self.exact and not gap
+                entry = self.entry if exact else None
+            return Batch(changes=tuple(changes), head=head, gap=gap, exact=exact, entry=entry)
         if gap:
             # Nothing retained to stand on: start from a little before now (slapd's clock may
             # differ a bit); changes re-read from that margin are applied again, harmlessly.
@@ -159,13 +182,15 @@ class ChangeFeed:
         return Batch(changes=(), head=None, gap=False)
 
     def _foreign(self) -> bool:
-        """Whether the log read now lacks the cursor's own entry: it was purged, or the cursor
-        came from another provider's log (replicated providers each log every write at their
-        own time, so a reqStart names an entry of one log only). Either way the changes
-        between the cursor and this log's entries are unknown: a gap, a full reconcile."""
+        """Whether the cursor is not a place in the log read now: its own entry (that
+        reqStart AND that entryUUID) is not there, because the log is another provider's
+        (each provider logs every write at its own time; a reqStart alone proves nothing, as
+        slapd's is the second plus a counter and two logs hold the same values) or because it
+        was purged. Either way the changes between the cursor and this log's entries are
+        unknown: a gap."""
         if self.cursor is None or not self.exact:
             return False
-        return not self.source.has_change(self.cursor)
+        return not self.source.has_change(self.cursor, self.entry)
 
     def applied(self, batch: Batch) -> None:
         """Move the cursor past ``batch`` (only after its effect is in Keycloak)."""
@@ -175,8 +200,8 @@ class ChangeFeed:
         later = self.cursor is None or batch.head > self.cursor
         now_a_time = batch.head == self.cursor and self.exact and not batch.exact
         if later or now_a_time:  # a time cursor is never checked for a gap again
-            self.cursor_file.save(batch.head, exact=batch.exact)
-            self.cursor, self.exact = batch.head, batch.exact
+            self.cursor_file.save(batch.head, exact=batch.exact, entry=batch.entry)
+            self.cursor, self.exact, self.entry = batch.head, batch.exact, batch.entry
         low = self._overlap_start()
         if low is not None:
             self._seen = {seen for seen in self._seen if seen >= low}

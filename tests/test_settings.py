@@ -14,6 +14,7 @@ from iacs.settings import (
     load_settings,
     settings_to_env,
 )
+from keycloak_config.apply import placeholders_from_settings
 
 
 def test_defaults_are_valid(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -107,3 +108,12 @@ def test_production_refuses_plain_ldap_anywhere_in_the_list() -> None:
     )
     production = settings.model_copy(update={"environment": "production"})
     assert any("plain ldap://" in problem for problem in ldap_transport_problems(production))
+
+
+def test_keycloak_federation_lists_the_designated_provider_first() -> None:
+    """Keycloak writes people (registration): to the provider every other write goes to."""
+    settings = Settings(
+        environment="development",
+        ldap=LdapSettings(url="ldaps://d2:636 ldaps://d1:636", write_url="ldaps://d1:636"),
+    )
+    assert placeholders_from_settings(settings)["LDAP_URL"] == "ldaps://d1:636 ldaps://d2:636"

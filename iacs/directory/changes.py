@@ -35,6 +35,9 @@ class Change:
     """People whose profile or memberships this write touched (from the DN and member values)."""
     membership: Membership | None
     """The role group written, when the entry is one."""
+    entry_id: str = ""
+    """The entryUUID of the log entry itself: made by each provider for its own log, so it
+    tells two providers' entries with the same reqStart apart."""
 
 
 def _usernames(tree: Tree, dn: str, mods: Sequence[str]) -> frozenset[str]:
@@ -60,6 +63,7 @@ def _change(tree: Tree, attributes: Mapping[str, list[str]]) -> Change:
         dn=dn,
         usernames=_usernames(tree, dn, attributes.get("reqmod", ())),
         membership=tree.membership_of(dn),
+        entry_id=(attributes.get("entryuuid") or [""])[0],
     )
 
 
@@ -79,23 +83,28 @@ def changes_since(
         log_base,
         filters.all_of("(objectClass=auditWriteObject)", "(reqResult=0)", not_the_lease, after),
         scope=ldap3.LEVEL,
-        attributes=("reqStart", "reqType", "reqDN", "reqMod"),
+        attributes=("reqStart", "reqType", "reqDN", "reqMod", "entryUUID"),
         size_limit=limit,
     )
     changes = sorted((_change(tree, attributes) for _, attributes in found), key=lambda c: c.cursor)
     return [change for change in changes if tree.contains(change.dn)]
 
 
-def has_entry(pool: ConnectionPool, log_base: str, cursor: str) -> bool:
-    """Whether this log holds the write whose ``reqStart`` is ``cursor``."""
+def has_entry(
+    pool: ConnectionPool, log_base: str, cursor: str, entry_id: str | None = None
+) -> bool:
+    """Whether this log holds the write whose ``reqStart`` is ``cursor`` (and, when given,
+    whose log entry's entryUUID is ``entry_id``)."""
     found = pool.search(
         log_base,
         filters.all_of("(objectClass=auditWriteObject)", filters.eq("reqStart", cursor)),
         scope=ldap3.LEVEL,
-        attributes=("1.1",),
+        attributes=("entryUUID",),
         size_limit=1,
     )
-    return bool(found)
+    if not found:
+        return False
+    return entry_id is None or entry_id in found[0][1].get("entryuuid", [])
 
 
 def oldest_cursor(pool: ConnectionPool, log_base: str) -> str | None:

@@ -218,10 +218,11 @@ class Directory(OrganizationStore, RecordStore, OutboxStore):
             self._pool, self.tree, self.settings.accesslog_dn, cursor, limit=limit
         )
 
-    def has_change(self, cursor: str) -> bool:
-        """Whether the log read here holds the write ``cursor`` names (``sync.feed``: a cursor
-        another provider's log gave, or one purged since, is not there)."""
-        return change_feed.has_entry(self._pool, self.settings.accesslog_dn, cursor)
+    def has_change(self, cursor: str, entry_id: str | None = None) -> bool:
+        """Whether the log read here holds the write ``cursor`` names, with the log entry
+        ``entry_id`` when given (``sync.feed``: another provider's log holds the same reqStart
+        values under other entries; a purged cursor is not there at all)."""
+        return change_feed.has_entry(self._pool, self.settings.accesslog_dn, cursor, entry_id)
 
     # -- the sync workers' lease -----------------------------------------------------------
 

@@ -13,23 +13,26 @@ from sync.feed import ChangeFeed, CursorFile, generalized_time, parse_generalize
 @dataclass(frozen=True)
 class Change:
     cursor: str
+    entry_id: str = ""
 
 
 class Log:
     """An accesslog stand-in: reqStart values, oldest first, some purged."""
 
-    def __init__(self, *cursors: str) -> None:
+    def __init__(self, *cursors: str, log_id: str = "log-1") -> None:
         self.cursors = list(cursors)
+        self.log_id = log_id
 
     def changes_since(self, cursor: str | None, *, limit: int = 1000) -> list[Change]:
         after = [c for c in self.cursors if cursor is None or c > cursor]
-        return [Change(c) for c in after[:limit]]
+        return [Change(c, f"{self.log_id}:{c}") for c in after[:limit]]
 
     def oldest_change_cursor(self) -> str | None:
         return self.cursors[0] if self.cursors else None
 
-    def has_change(self, cursor: str) -> bool:
-        return cursor in self.cursors
+    def has_change(self, cursor: str, entry_id: str | None = None) -> bool:
+        """Each log's entries have their own ids (a provider's entryUUIDs)."""
+        return cursor in self.cursors and entry_id in (None, f"{self.log_id}:{cursor}")
 
 
 def t(n: int) -> str:
@@ -136,3 +139,31 @@ def test_a_cursor_the_log_does_not_hold_is_a_gap(tmp_path) -> None:
     feed.applied(batch)
     assert feed.cursor == t(6)
     assert not feed.pending().gap  # the log it now follows holds its cursor
+
+
+def test_a_cursor_from_another_log_is_a_gap_even_where_the_same_reqstart_exists(
+    tmp_path,
+) -> None:
+    """slapd's reqStart is the second and a counter: two providers' logs share values."""
+    store = CursorFile(tmp_path / "c.json")
+    feed = ChangeFeed(Log(t(1), t(2), log_id="p2"), store)
+    feed.applied(feed.pending())
+    assert store.load_entry() == f"p2:{t(2)}" and feed.cursor == t(2)
+    other = ChangeFeed(Log(t(1), t(2), t(3), log_id="p1"), store)  # after a failover
+    batch = other.pending()
+    assert batch.gap
+    other.applied(batch)
+    assert store.load_entry() == f"p1:{t(3)}" and other.cursor == t(3)
+    assert not other.pending().gap
+
+
+def test_after_a_failover_with_only_older_entries_the_cursor_becomes_a_time(tmp_path) -> None:
+    """Idle after a failover: one full reconcile, not one on every poll."""
+    store = CursorFile(tmp_path / "c.json")
+    feed = ChangeFeed(Log(t(1), t(9), log_id="p2"), store)
+    feed.applied(feed.pending())
+    other = ChangeFeed(Log(t(1), t(4), t(7), log_id="p1"), store)  # within the overlap
+    batch = other.pending()
+    assert batch.gap and batch.head == t(9) and not batch.exact
+    other.applied(batch)
+    assert not other.pending().gap
