@@ -30,6 +30,8 @@ from types import SimpleNamespace
 import requests
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+# A measurement stack, like the benchmarks': the published development secrets are defaults.
+os.environ.setdefault("IACS_ENVIRONMENT", "development")
 
 from iacs.stack.keycloak import ClusterNode, KeycloakInstance, start_keycloak
 from iacs.stack.postgres import start_postgres
