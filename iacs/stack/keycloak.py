@@ -440,8 +440,10 @@ class ClusterNode:
             f"--https-port={https_port}",
             f"--https-certificate-file={self.tls.cert_file}",
             f"--https-certificate-key-file={self.tls.key_file}",
+            # Every URL from the one public address, the back-channel ones too: with
+            # --hostname-backchannel-dynamic a client's Host header would choose token_endpoint
+            # and jwks_uri of the discovery document (test_sec_forged_host_headers_...).
             f"--hostname={self.public_url}",
-            "--hostname-backchannel-dynamic=true",  # a worker may also talk to a node directly
             "--proxy-headers=xforwarded",
             f"--proxy-trusted-addresses={self.trusted_proxies}",
             f"--db-url={self.db_url}",

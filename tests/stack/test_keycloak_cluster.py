@@ -143,3 +143,21 @@ def test_stopping_node_a_keeps_sessions_sign_ins_and_the_worker_going(
     assert _refresh(cluster_realm, after["refresh_token"], proxy).status_code == 200
     gateway.check()  # the worker's reads and its service-account token, through the proxy
     assert gateway.get("users", username=username, exact="true")[0]["username"] == username
+
+
+def test_sec_forged_host_headers_do_not_move_the_issuer(
+    keycloak_cluster: KeycloakCluster, cluster_realm: AppliedRealm
+) -> None:
+    """A client's Host / X-Forwarded-* headers cannot make a node announce another issuer or
+    login URL (a poisoned discovery document would send browsers elsewhere): every node has one
+    fixed public address (``--hostname``) whatever the request says."""
+    forged = {"Host": "evil.test", "X-Forwarded-Host": "evil.test", "X-Forwarded-Proto": "http"}
+    for session in (requests.Session(), _pinned(keycloak_cluster, 1)):
+        answer = session.get(
+            f"{cluster_realm.issuer}/.well-known/openid-configuration", headers=forged, timeout=30
+        )
+        assert answer.status_code == 200, answer.text
+        document = answer.json()
+        assert document["issuer"] == cluster_realm.issuer
+        assert document["authorization_endpoint"].startswith(cluster_realm.issuer + "/")
+        assert "evil.test" not in answer.text
