@@ -37,7 +37,7 @@ from jinja2 import Environment, select_autoescape
 from markupsafe import Markup
 
 from iacs import policy
-from iacs.directory import AlreadyExists, Directory
+from iacs.directory import AlreadyExists, Directory, DirectoryError, DirectoryUnavailable
 from iacs.domain import (
     AuditRecord,
     EndReason,
@@ -155,7 +155,15 @@ class Notifier:
             if record.id in done:
                 self._remember(record.id)
                 continue
-            for notice in self.notices_for(record):
+            try:
+                notices = self.notices_for(record)
+            except DirectoryUnavailable:
+                raise  # the whole pass is tried again
+            except DirectoryError as exc:  # one unreadable entry never stalls the others
+                log.error("notice not derived", extra={"audit": record.id, "error": repr(exc)})
+                self._remember(record.id)
+                continue
+            for notice in notices:
                 if self.directory.add_notice(notice, now):
                     added += 1
             self._remember(record.id)
