@@ -4,7 +4,7 @@ Tests run in the development environment (the published development secrets are 
 there); a test that needs production passes ``environment="production"`` explicitly.
 
 ``slow``: the modules of ``SLOW_MODULES`` are marked here, by path, so that a developer can
-run the rest alone (``pytest -m "not slow"``; README, "Tests"): those that start and stop
+run the rest alone (``pytest -m "not slow"``, see README): those that start and stop
 servers of their own (beside the session's), drive a browser, or run the benchmark. They still
 run in ``make test``.
 """
