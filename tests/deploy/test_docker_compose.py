@@ -276,3 +276,44 @@ def test_a_dockerd_that_cannot_run_here_is_a_reason_to_skip(
     monkeypatch.setattr(docker, "_dockerd", lambda: str(fake))
     with pytest.raises(docker.EngineCannotStart, match="operation not permitted"):
         docker.start_engine(tmp_path / "engine", timeout=30)
+
+
+SECRETS_BY_SERVICE = {
+    # service: the secret settings its own code reads, and no other
+    "directory": {
+        "IACS_LDAP__ROOT_PASSWORD",
+        "IACS_LDAP__PORTAL_BIND_PASSWORD",
+        "IACS_LDAP__SYNC_BIND_PASSWORD",
+        "IACS_LDAP__KEYCLOAK_BIND_PASSWORD",
+    },
+    "keycloak-config": {
+        "IACS_KEYCLOAK__ADMIN_PASSWORD",
+        "IACS_LDAP__KEYCLOAK_BIND_PASSWORD",
+        "IACS_KEYCLOAK__SYNC_CLIENT_SECRET",
+        "IACS_KEYCLOAK__PORTAL_CLIENT_SECRET",
+        "IACS_KEYCLOAK__APPLICATION_CLIENT_SECRETS",
+    },
+    "portal": {
+        "IACS_LDAP__PORTAL_BIND_PASSWORD",
+        "IACS_KEYCLOAK__PORTAL_CLIENT_SECRET",
+        "IACS_PORTAL__SECRET_KEY",
+        "IACS_PORTAL__SESSION_STORE_URL",
+        "IACS_SYNC__NUDGE_TOKEN",
+    },
+    "sync": {
+        "IACS_LDAP__SYNC_BIND_PASSWORD",
+        "IACS_KEYCLOAK__SYNC_CLIENT_SECRET",
+        "IACS_SYNC__NUDGE_TOKEN",
+    },
+}
+SECRET_SETTINGS = set().union(*SECRETS_BY_SERVICE.values())
+
+
+def test_sec_each_container_holds_only_the_secrets_its_code_uses() -> None:
+    """A compromised portal holds no sync client secret (which may manage users in Keycloak)
+    nor another account's directory password, and so on for each service."""
+    for name, allowed in SECRETS_BY_SERVICE.items():
+        environment = SERVICES[name]["environment"]
+        held = {key for key in environment if key in SECRET_SETTINGS}
+        assert held == allowed, name
+    assert "IACS_KEYCLOAK__SYNC_CLIENT_SECRET" not in SERVICES["portal"]["environment"]
