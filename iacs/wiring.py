@@ -23,6 +23,8 @@ from iacs.directory import Account, Directory
 from iacs.enrollment import FileEnrollmentSource
 from iacs.mailer import SmtpMailer
 from iacs.service import AccessService, ServiceConfig
+from iacs.service.errors import Unavailable
+from iacs.service.lifecycle import disable_inactive
 from iacs.service.notifications import Notifier, NotifierConfig
 from iacs.service.schedule import Scheduler
 from iacs.settings import Settings
@@ -196,17 +198,18 @@ def build_scheduler(
     service: AccessService | None = None,
     extra_steps: Sequence[Callable[[bool], str]] = (),
 ) -> Scheduler:
-    """The lifecycle schedule over the portal's service (LC-2 and LC-3 write as the portal).
+    """The lifecycle schedule over the portal's service (LC-2 and LC-3 write as the portal),
+    then inactivity (INACT-1, ``inactivity_step``).
 
-    ``extra_steps`` are called with ``dry_run`` after the passes and return a line for the
-    log (the hook for inactivity: ``iacs.service.lifecycle.disable_inactive``).
+    ``extra_steps`` are called with ``dry_run`` after those and return a line for the log.
     """
     schedule = settings.schedule
+    service = service or build_service(settings)
     return Scheduler(
-        service or build_service(settings),
+        service,
         interval=timedelta(seconds=schedule.interval_seconds),
         reminder_days=schedule.reminder_days,
-        extra_steps=extra_steps,
+        extra_steps=[inactivity_step(service), *extra_steps],
     )
 
 
@@ -263,6 +266,19 @@ class InBackground:
 
     def __repr__(self) -> str:
         return f"InBackground({self.name!r})"
+
+
+def inactivity_step(service: AccessService) -> Callable[[bool], str]:
+    """The schedule's inactivity pass (INACT-1): a line for the log; Keycloak away is a line
+    too, never a failed schedule (the next run tries again)."""
+
+    def step(dry_run: bool) -> str:
+        try:
+            return str(disable_inactive(service, dry_run=dry_run))
+        except Unavailable as exc:
+            return f"inactivity: not run now: {exc}"
+
+    return step
 
 
 def build_housekeeping(settings: Settings) -> list[Callable[[], object]]:

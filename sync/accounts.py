@@ -94,11 +94,9 @@ class KeycloakAccounts:
         if user_id is None:
             raise NotFound(f"no account {username!r} in Keycloak")
         try:
-            user = gateway.admin.get_user(user_id)
-            user["enabled"] = enabled
-            gateway.write("update_user", lambda: gateway.admin.update_user(user_id, user))
+            gateway.set_user_enabled(user_id, enabled)
             if not enabled:  # end the sessions now: the apps hear of it by back-channel logout
-                gateway.write("logout", lambda: gateway.admin.user_logout(user_id), tolerate=(404,))
+                gateway.log_out_user(user_id)
         except Exception as exc:  # python-keycloak's errors, the network's
             raise Unavailable(f"Keycloak refused to update {username}: {exc}") from exc
 

@@ -263,6 +263,12 @@ class KeycloakGateway:
         """End every session of the user; one Keycloak no longer knows has none to end."""
         self.write("logout", lambda: self.admin.user_logout(user_id), tolerate=(404,))
 
+    def set_user_enabled(self, user_id: str, enabled: bool) -> None:
+        """Enable or disable the account (INACT-1); Keycloak refuses a disabled one at sign-in."""
+        user = self.admin.get_user(user_id)
+        user["enabled"] = enabled
+        self.write("update_user", lambda: self.admin.update_user(user_id, user))
+
     def create_group(
         self, path: str, attributes: Mapping[str, Iterable[str]], parent_id: str | None
     ) -> str:

@@ -302,6 +302,7 @@ SECRETS_BY_SERVICE = {
     },
     "sync": {
         "IACS_LDAP__SYNC_BIND_PASSWORD",
+        "IACS_LDAP__PORTAL_BIND_PASSWORD",  # the lifecycle schedule writes as the portal
         "IACS_KEYCLOAK__SYNC_CLIENT_SECRET",
         "IACS_SYNC__NUDGE_TOKEN",
     },

@@ -131,6 +131,7 @@ def test_maintenance_dry_run_says_what_the_next_run_would_do_and_changes_nothing
     assert result.exit_code == 0, result.output
     assert "expire 1, lapse 0, remind 0" in result.output
     assert f"expire: request {request.id} (register_organization) of sofia" in result.output
+    assert "inactivity:" in result.output  # INACT-1 is part of every scheduled run
     assert root_directory.get_request(request.id).status is RequestStatus.PENDING
 
 
