@@ -288,6 +288,22 @@ def test_only_the_proxy_is_published_and_it_speaks_tls_only(deployment: ComposeP
     assert "directory" not in plain.text
 
 
+def test_the_portals_sign_in_and_keycloaks_paths_share_auth_without_mixing(
+    deployment: ComposeProject,
+) -> None:
+    """/auth/login is the portal's (a redirect to Keycloak's authorization endpoint), the
+    realm's discovery is Keycloak's, and Keycloak's admin API is not published."""
+    session = _session(deployment)
+    base = deployment.public_url
+    login = session.get(f"{base}/auth/login", allow_redirects=False, timeout=30)
+    assert login.status_code in (302, 303), login.text[:300]
+    assert "/auth/realms/iacs/protocol/openid-connect/auth" in login.headers["Location"]
+    discovery = session.get(f"{_issuer(deployment)}/.well-known/openid-configuration", timeout=30)
+    assert discovery.json()["issuer"] == _issuer(deployment)
+    admin = session.get(f"{base}/auth/admin/realms/iacs/users", timeout=30)
+    assert admin.status_code != 200 and "username" not in admin.text
+
+
 def test_images_run_as_non_root_users(deployment: ComposeProject) -> None:
     for service in ("directory", "portal", "sync", "keycloak", "postgres", "redis", "proxy"):
         uid = deployment.compose("exec", "-T", service, "id", "-u").stdout.strip()
