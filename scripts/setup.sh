@@ -2,7 +2,7 @@
 # Everything a fresh Debian machine needs to run the stack and the tests. Idempotent and quick
 # when already done: each step checks before it installs.
 #   - Debian packages: slapd, ldap-utils (the directory), redis-server (the portal's sessions),
-#     chromium (browser tests),
+#     chromium and npm (browser tests; axe-core comes from npm),
 #     a Java runtime and Maven (to fetch and run Keycloak);
 #   - a virtualenv in .venv with the project and its test extras;
 #   - the Keycloak server distribution, fetched with Maven into a cache outside the repo
@@ -18,6 +18,7 @@ command -v chromium >/dev/null 2>&1 || need_apt+=(chromium)
 command -v java >/dev/null 2>&1 || need_apt+=(openjdk-17-jre-headless)
 command -v mvn >/dev/null 2>&1 || need_apt+=(maven)
 command -v unzip >/dev/null 2>&1 || need_apt+=(unzip)
+command -v npm >/dev/null 2>&1 || need_apt+=(npm)
 if [ ${#need_apt[@]} -gt 0 ]; then
   echo "setup: installing Debian packages: ${need_apt[*]}"
   if [ "$(id -u)" -ne 0 ]; then SUDO=sudo; else SUDO=; fi
@@ -38,6 +39,12 @@ if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
   .venv/bin/python -m pip install -q --upgrade pip
   .venv/bin/python -m pip install -q -e '.[test,bench]'
   touch "$stamp"
+fi
+
+# axe-core for the browser tests' accessibility check (tests/browser/package-lock.json).
+if [ ! -f tests/browser/node_modules/axe-core/axe.min.js ]; then
+  echo "setup: installing axe-core for the browser tests"
+  npm ci --prefix tests/browser --no-audit --no-fund >/dev/null
 fi
 
 echo "setup: fetching and building Keycloak (cached after the first time)"
