@@ -528,7 +528,9 @@ def organization_profile(org_id: str):
 @login_required
 def organization_audit(org_id: str):
     page = _views().audit(g.username, org_id, **_audit_args())
-    return _render("audit.html", page=page, org_id=org_id)
+    return _render(
+        "audit.html", page=page, org_id=org_id, org_name=_views().organization_name(org_id)
+    )
 
 
 @blueprint.get("/organizations/<org_id>/audit.csv")

@@ -506,6 +506,12 @@ class ViewService:
             self.access.actor(username), inputs.username("holder", holder), membership
         )
 
+    def organization_name(self, org_id: str) -> str:
+        """An organization's name for a heading (names are public to registrants: ORG-1)."""
+        org_id = inputs.entity_id("organization", org_id)
+        with _directory_errors():
+            return _Names(self.directory).place(organization_id=org_id).organization_name or org_id
+
     def person_card(self, username: str) -> Person:
         """Name and e-mail of a person (for a confirmation page); the username alone if gone."""
         username = inputs.username("username", username)

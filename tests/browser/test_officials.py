@@ -87,6 +87,21 @@ def test_officials_decide_knowing_who_it_is_and_find_organizations_by_name(
     ben.wait_for_url(f"{url}/my")
     assert "Backup Security Official" in ben.locator("main").inner_text()
 
+    # All errors at once: the summary takes the focus and its links land on the fields.
+    ben.goto(f"{url}/requests/new/end-user")
+    ben.get_by_label("Group", exact=True).fill("Nowhere group")
+    ben.get_by_role("button", name="Send the request").click()
+    summary = ben.locator(".error-summary")
+    ben.wait_for_function("document.activeElement.classList.contains('error-summary')")
+    assert "There are 2 problems" in summary.inner_text()
+    summary.get_by_role("link", name="Organization is required: type part of its name").click()
+    assert ben.evaluate("document.activeElement.id") == "field-organization_id"
+    organization = ben.get_by_label("Organization", exact=True)
+    assert organization.get_attribute("aria-invalid") == "true"
+    assert "error-organization_id" in organization.get_attribute("aria-describedby")
+    assert ben.get_by_label("Group", exact=True).input_value() == "Nowhere group"  # kept
+    walk.check(ben, "form with errors")
+
     # Without JavaScript, a part of the name that matches two organizations offers a choice.
     olga = walk.person("olga", javascript=False)
     olga.goto(f"{url}/requests/new/surrogate-group")
@@ -193,7 +208,7 @@ def test_destructive_actions_are_deliberate_and_a_request_can_be_withdrawn(
     eu = Membership(Role.END_USER, ScopeKind.USER_GROUP, "billing", ORG)
     uma.get_by_role("button", name="Yes, revoke the role of Eve Martin").click()
     assert "Say why the role ends" in uma.locator(".error-summary").inner_text()
-    assert uma.evaluate("document.activeElement.classList.contains('error-summary')")
+    uma.wait_for_function("document.activeElement.classList.contains('error-summary')")
     assert directory.members_of(eu) == {"eve"}  # nothing ended without a reason
     uma.get_by_label("Reason").fill("Left the billing team")
     uma.get_by_role("button", name="Yes, revoke the role of Eve Martin").click()
