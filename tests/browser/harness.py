@@ -10,6 +10,7 @@ are saved in the test's tmp dir. The fixtures themselves are in ``conftest.py``.
 from __future__ import annotations
 
 import contextlib
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -135,7 +136,13 @@ def check_accessibility(page, label: str = "") -> None:
 
 
 def screenshot(page, name: str) -> None:
-    """A screenshot of a main page for the README (``docs/screenshots/<name>.png``)."""
+    """A screenshot of a main page for the README (``docs/screenshots/<name>.png``).
+
+    Written only with ``IACS_UPDATE_SCREENSHOTS=1``, so an ordinary test run leaves the work
+    tree as it found it.
+    """
+    if os.environ.get("IACS_UPDATE_SCREENSHOTS") != "1":
+        return
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=str(SCREENSHOTS / f"{name}.png"), full_page=True)
 
