@@ -36,6 +36,12 @@ class Field:
     options: tuple[tuple[str, str], ...] = ()
     autocomplete: str = "off"
     max_length: int = 120
+    check: str = "text"
+    """How the value is checked before the service sees it, with the service's own validators
+    (``iacs.service.inputs``): text, identifier, npi, provider_type, id; or found by name:
+    organization, group (within the organization field of the same form)."""
+    service_names: tuple[str, ...] = ()
+    """The names the service's errors use for this field (``InvalidInput.field``)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,14 +57,18 @@ class RequestForm:
 _ORGANIZATION = Field(
     "organization_id",
     "Organization",
-    hint="Its id (org-123456789) or its TIN/EIN or NPI; your Security Official can tell you.",
-    max_length=20,
+    hint="Start typing its name, or give its TIN/EIN or NPI.",
+    max_length=120,
+    check="organization",
+    service_names=("organization", "organization_id"),
 )
 _SURROGATE = Field(
     "surrogate_group_id",
     "Surrogate User Group id",
     hint="Lower-case letters, digits and dashes, as shown on the group's page.",
     max_length=63,
+    check="id",
+    service_names=("surrogate_group", "surrogate_group_id"),
 )
 
 FORMS: dict[str, RequestForm] = {
@@ -77,6 +87,7 @@ FORMS: dict[str, RequestForm] = {
                     "TIN/EIN or NPI",
                     hint="A 9-digit TIN/EIN or a 10-digit NPI; dashes and spaces are ignored.",
                     max_length=20,
+                    check="identifier",
                 ),
                 Field(
                     "provider_type",
@@ -84,6 +95,7 @@ FORMS: dict[str, RequestForm] = {
                     kind="select",
                     options=tuple((p.value, label) for p, label in PROVIDER_TYPE_LABELS.items()),
                     hint="DMEPOS suppliers may not register at this time.",
+                    check="provider_type",
                 ),
                 Field(
                     "address",
@@ -107,7 +119,11 @@ FORMS: dict[str, RequestForm] = {
             "enrollment since) may register alone, for access to their own data.",
             (
                 Field(
-                    "npi", "NPI", hint="Your 10-digit National Provider Identifier.", max_length=20
+                    "npi",
+                    "NPI",
+                    hint="Your 10-digit National Provider Identifier.",
+                    max_length=20,
+                    check="npi",
                 ),
             ),
             rule="IND-1",
@@ -124,7 +140,7 @@ FORMS: dict[str, RequestForm] = {
             "user-group-administrator",
             RequestKind.USER_GROUP_ADMINISTRATOR,
             "Request to administer a user group",
-            "Either name a new user group to register it, or give the id of an existing group "
+            "Either name a new user group to register it, or choose an existing group "
             "to become one more of its administrators. The Security Official or a Backup "
             "Security Official approves.",
             (
@@ -145,10 +161,12 @@ FORMS: dict[str, RequestForm] = {
                 ),
                 Field(
                     "group_id",
-                    "Existing group's id",
-                    hint="Only when joining an existing group.",
+                    "Existing group",
+                    hint="Only when joining an existing group: start typing its name.",
                     required=False,
-                    max_length=63,
+                    max_length=80,
+                    check="group",
+                    service_names=("group", "group_id"),
                 ),
             ),
             rule="UGA-1",
@@ -161,7 +179,14 @@ FORMS: dict[str, RequestForm] = {
             "approved administrator.",
             (
                 _ORGANIZATION,
-                Field("group_id", "Group id", max_length=63),
+                Field(
+                    "group_id",
+                    "Group",
+                    hint="Start typing the group's name.",
+                    max_length=80,
+                    check="group",
+                    service_names=("group", "group_id"),
+                ),
             ),
             rule="EU-1",
         ),

@@ -69,6 +69,7 @@ class RequestStatus(StrEnum):
     APPROVED = "approved"
     REJECTED = "rejected"
     EXPIRED = "expired"
+    WITHDRAWN = "withdrawn"  # taken back by its requester while pending
 
 
 class EntityStatus(StrEnum):

@@ -513,6 +513,13 @@ def may_view_organization(actor: Actor, org_id: str) -> Decision:
 def may_revoke(actor: Actor, username: str, membership: Membership) -> Decision:
     """LC-1: who may end whose role. Resigning one's own role is always allowed."""
     if actor.username == username:
+        if membership.role is Role.SECURITY_OFFICIAL:
+            # ORG-2 makes every Security Official the last one of their organization.
+            return refuse(
+                "LC-4",
+                "an organization cannot be left without its Security Official: ask the EUS "
+                "help desk to replace you; your role ends when they name your successor",
+            )
         return allow("LC-1", "anyone may resign their own role")
     if actor.is_help_desk:
         return allow("LC-1", "the help desk may revoke any role")
@@ -540,6 +547,66 @@ def may_revoke(actor: Actor, username: str, membership: Membership) -> Decision:
             return allow("LC-1", "a UGA revokes the End Users of their group")
         return deny("LC-1", "you have no authority over roles in this Surrogate User Group")
     return deny("LC-1", "only the help desk revokes this role")
+
+
+def may_withdraw(actor: Actor, request: Request) -> Decision:
+    """A requester may take back their own request while it is still pending (nobody else)."""
+    if actor.username != request.requester:
+        return deny("DEC-1", "only the requester withdraws a request")
+    if request.status is not RequestStatus.PENDING:
+        return conflict("DEC-3", f"this request is already {request.status.value}")
+    return allow("DEC-1", "you may withdraw your own pending request")
+
+
+def may_view_membership(actor: Actor, membership: Membership) -> Decision:
+    """Whose roles an official sees: those within their own scope, as LC-1 and AUD-2 draw it.
+
+    The help desk sees every role; the SO and BSOs every role in their organization (its
+    officials and its user groups); a UGA the roles in their own group.
+    """
+    if actor.is_help_desk:
+        return allow("AUD-2", "the help desk sees every role")
+    match membership.scope_kind:
+        case ScopeKind.ORGANIZATION if actor.is_officer(membership.scope_id):
+            return allow("AUD-2", "a role in your organization")
+        case ScopeKind.USER_GROUP if actor.is_officer(membership.organization_id):
+            return allow("AUD-2", "a role in a user group of your organization")
+        case ScopeKind.USER_GROUP if actor.is_group_administrator(
+            membership.organization_id, membership.scope_id
+        ):
+            return allow("LC-1", "a role in the group you administer")
+        case ScopeKind.SURROGATE_GROUP if actor.is_surrogate_administrator(membership.scope_id):
+            return allow("LC-1", "a role in the Surrogate User Group you administer")
+    return deny("AUD-2", "this role is outside your scope")
+
+
+def may_view_person(
+    actor: Actor,
+    username: str,
+    memberships: Iterable[Membership],
+    *,
+    requests_in_view: int = 0,
+) -> Decision:
+    """A person page: oneself, the help desk, and officials of a scope the person holds a role
+    in, or who may see one of the person's requests (``requests_in_view``, judged by
+    ``may_view_request``: the person asks something of them).
+
+    Officials learn nothing of people outside their scope (the page is a 404 to them).
+    """
+    if actor.username == username:
+        return allow("DEC-2", "your own page")
+    if actor.is_help_desk:
+        return allow("AUD-2", "the help desk sees every person")
+    if any(may_view_membership(actor, m).allowed for m in memberships):
+        return allow("AUD-2", "this person holds a role in your scope")
+    if requests_in_view > 0:
+        return allow("DEC-2", "this person asked something of you or your organization")
+    return deny("AUD-2", "this person holds no role in your scope")
+
+
+def may_see_whole_record(actor: Actor) -> Decision:
+    """The help desk's person page shows the person's recent audit trail, across scopes."""
+    return may_read_audit(actor, None)
 
 
 def may_end_association(actor: Actor, sug: SurrogateGroup, org_id: str) -> Decision:

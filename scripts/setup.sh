@@ -4,6 +4,7 @@
 #   - Debian packages: slapd, ldap-utils (the directory), redis-server (the portal's sessions),
 #     postgresql and nginx-light (the clustered Keycloak's database, the scale-out proxy),
 #     chromium (browser tests),
+#     chromium and npm (browser tests; axe-core comes from npm),
 #     a Java runtime and Maven (to fetch and run Keycloak);
 #     docker.io, docker-compose and mmdebstrap (the compose suite's private engine);
 #   - a virtualenv in .venv: the exact, hash-checked versions of requirements-dev.lock, then the
@@ -28,6 +29,7 @@ command -v unzip >/dev/null 2>&1 || need_apt+=(unzip)
 [ -x /usr/sbin/dockerd ] || need_apt+=(docker.io)
 command -v docker-compose >/dev/null 2>&1 || need_apt+=(docker-compose)
 command -v mmdebstrap >/dev/null 2>&1 || need_apt+=(mmdebstrap)
+command -v npm >/dev/null 2>&1 || need_apt+=(npm)
 if [ ${#need_apt[@]} -gt 0 ]; then
   echo "setup: installing Debian packages: ${need_apt[*]}"
   if [ "$(id -u)" -ne 0 ]; then SUDO=sudo; else SUDO=; fi
@@ -48,6 +50,12 @@ if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ] || [ requirements-dev.lo
   .venv/bin/python -m pip install -q --require-hashes -r requirements-dev.lock
   .venv/bin/python -m pip install -q --no-deps --no-build-isolation -e .
   touch "$stamp"
+fi
+
+# axe-core for the browser tests' accessibility check (tests/browser/package-lock.json).
+if [ ! -f tests/browser/node_modules/axe-core/axe.min.js ]; then
+  echo "setup: installing axe-core for the browser tests"
+  npm ci --prefix tests/browser --no-audit --no-fund >/dev/null
 fi
 
 echo "setup: fetching and building Keycloak (cached after the first time)"

@@ -28,7 +28,14 @@ from iacs.directory.mapping import (
 )
 from iacs.domain import AuditRecord, EndReason, Request, RequestKind, RequestStatus
 
-_DECISIONS = frozenset({RequestStatus.APPROVED, RequestStatus.REJECTED, RequestStatus.EXPIRED})
+_DECISIONS = frozenset(
+    {
+        RequestStatus.APPROVED,
+        RequestStatus.REJECTED,
+        RequestStatus.EXPIRED,
+        RequestStatus.WITHDRAWN,
+    }
+)
 GRANT_PENDING = "iacsGrantPending"
 """The marker an approval carries until its effects are written (see ``decide_request``)."""
 

@@ -331,7 +331,18 @@ def _scope_fields(membership: Membership) -> dict[str, str]:
     return {}
 
 
-def _describe(changes: dict[str, str]) -> str:
+def _describe(changes: dict[str, str], before: object | None = None) -> str:
+    """A profile change for the audit: each changed field as ``name: "old" → "new"``.
+
+    Without ``before`` (or when nothing changed) every given value is listed as it is now.
+    """
+    if before is not None:
+        changed = [
+            f'{key}: "{getattr(before, key, "")}" → "{value}"'
+            for key, value in changes.items()
+            if getattr(before, key, None) != value
+        ]
+        return "; ".join(changed) or "no change"
     return "; ".join(f"{key}={value}" for key, value in changes.items())
 
 

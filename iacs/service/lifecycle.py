@@ -80,10 +80,18 @@ class LifecycleOperations(ServiceBase):
         self._audit(actor.username, "recertify", "ok", request, "")
         return replace(request, recertified_at=now)
 
-    def replace_security_official(self, username: str, org_id: str, successor: str) -> Request:
-        """LC-4: the help desk names a new Security Official; the old one's role ends."""
+    def replace_security_official(
+        self, username: str, org_id: str, successor: str, reason: str = ""
+    ) -> Request:
+        """LC-4: the help desk names a new Security Official; the old one's role ends.
+
+        A successor who was a Backup Security Official of the organization stops being one:
+        BSO-3 draws the BSO's authority inside the SO's, and holding both would leave a BSO
+        role behind when they later hand the SO role on.
+        """
         org_id = inputs.entity_id("organization", org_id)
         successor = inputs.username("successor", successor)
+        reason = inputs.reason("reason", reason, required=False)
         actor = self.actor(username)
         decision = policy.may_replace_security_official(actor)
         self._require(
@@ -98,6 +106,9 @@ class LifecycleOperations(ServiceBase):
             so = Membership(Role.SECURITY_OFFICIAL, ScopeKind.ORGANIZATION, org_id)
             for holder in self.directory.members_of(so):
                 self._end_membership(holder, so, EndReason.REPLACED)
+            bso = Membership(Role.BACKUP_SECURITY_OFFICIAL, ScopeKind.ORGANIZATION, org_id)
+            if bso in self.directory.memberships_of(successor):
+                self._end_membership(successor, bso, EndReason.REPLACED)
             now = self.clock()
             request = replace(
                 self._new_request(
@@ -109,12 +120,12 @@ class LifecycleOperations(ServiceBase):
                 status=RequestStatus.APPROVED,
                 decided_by=actor.username,
                 decided_at=now,
-                reason="replacement of the Security Official by the help desk (LC-4)",
+                reason=reason or "replacement of the Security Official by the help desk (LC-4)",
             )
             self.directory.add_request(request)
             self.directory.add_member(so, successor)
         self._audit(
-            actor.username, "replace_security_official", "ok", request, "", subject=successor
+            actor.username, "replace_security_official", "ok", request, reason, subject=successor
         )
         self.on_change()
         return request

@@ -39,7 +39,12 @@ class ProfileOperations(ServiceBase):
         with _directory_errors():
             self.directory.update_organization_profile(org_id, **changes)
         self._audit(
-            actor.username, "update_profile", "ok", None, _describe(changes), organization_id=org_id
+            actor.username,
+            "update_profile",
+            "ok",
+            None,
+            _describe(changes, org),
+            organization_id=org_id,
         )
         return replace(org, **changes)
 
@@ -71,7 +76,7 @@ class ProfileOperations(ServiceBase):
             "update_group_profile",
             "ok",
             None,
-            _describe(changes),
+            _describe(changes, group),
             organization_id=org_id,
             group_id=group_id,
         )
@@ -99,7 +104,7 @@ class ProfileOperations(ServiceBase):
             "update_surrogate_profile",
             "ok",
             None,
-            _describe(changes),
+            _describe(changes, sug),
             surrogate_group_id=sug_id,
         )
         return replace(sug, **changes)

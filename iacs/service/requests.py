@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import replace
 
 from iacs import policy
 from iacs.directory import errors as directory_errors
@@ -12,6 +13,7 @@ from iacs.domain import (
     ProviderType,
     Request,
     RequestKind,
+    RequestStatus,
     SurrogateGroup,
     UserGroup,
     organization_id,
@@ -183,6 +185,44 @@ class RequestOperations(ServiceBase):
             username, RequestKind.INDIVIDUAL_PRACTITIONER, details={"npi": npi}
         )
         return self._submit(request)
+
+    def withdraw(self, username: str, request_id: str, reason: str = "") -> Request:
+        """The requester takes back a pending request; audited, and decided once like any other.
+
+        Uses the same compare-and-swap as a decision (DEC-3): a withdrawal racing an approval
+        either wins (the request is withdrawn, nothing granted) or is refused as already decided.
+        A pending organization or group the request had claimed is freed, as after a rejection.
+        """
+        request_id = inputs.request_id("request", request_id)
+        reason = inputs.reason("reason", reason, required=False)
+        actor = self.actor(username)
+        request = self._get_request(request_id)
+        decision = policy.may_withdraw(actor, request)
+        if not decision.allowed:
+            self._audit(actor.username, "withdraw", "denied", request, decision.reason)
+            conflict = decision.kind is policy.Refusal.CONFLICT
+            raise refusal(decision, code="already_decided" if conflict else None)
+        now = self.clock()
+        with _directory_errors():
+            try:
+                self.directory.decide_request(
+                    request.id,
+                    expected=RequestStatus.PENDING,
+                    new_status=RequestStatus.WITHDRAWN,
+                    decided_by=actor.username,
+                    decided_at=now,
+                    reason=reason or "withdrawn by the requester",
+                )
+            except directory_errors.AlreadyDecided:
+                raise Conflict(
+                    "this request was decided a moment ago", rule="DEC-3", code="already_decided"
+                ) from None
+            self._discard_pending_entities(request)
+        self._audit(actor.username, "withdraw", "ok", request, reason)
+        self.on_change()
+        return replace(
+            request, status=RequestStatus.WITHDRAWN, decided_by=actor.username, decided_at=now
+        )
 
     def _submit(
         self,

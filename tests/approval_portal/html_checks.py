@@ -42,7 +42,11 @@ class _Page(HTMLParser):
             self.tables += 1
         elif tag == "caption":
             self.captions += 1
-        elif tag == "script":
+        elif tag == "script" and not (
+            attributes.get("src", "").startswith("/static/") and "defer" in attributes
+        ):
+            # The portal's own deferred script only enhances (search-as-you-type); any other
+            # script, inline or foreign, would make a page depend on JavaScript.
             self.scripts += 1
         elif tag == "a" and attributes.get("class") == "skip-link":
             self.skip_links.append(attributes.get("href", ""))

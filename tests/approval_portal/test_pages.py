@@ -48,7 +48,7 @@ def test_org_1_registering_an_organization_through_the_form(portal: Portal):
     assert sent.headers["Location"] == "/my"
     mine = sofia.get("/my")
     assert "waiting for approval" in _text(mine)
-    assert "Register organization" in _text(mine)
+    assert "the Security Official of a newly registered organization" in _text(mine)
     assert accessibility_problems(_text(mine)) == []
 
 
@@ -117,12 +117,12 @@ def test_bso_2_the_security_official_approves_from_the_approvals_page(portal: Po
     assert _post(ben, form, {"organization_id": "12-3456789"}, form).status_code == 302
     sofia = portal.sign_in("sofia")
     queue = sofia.get("/approvals")
-    assert "Approve ben" in _text(queue)
+    assert "Approve Ben Test" in _text(queue) and "ben@example.test" in _text(queue)
     assert accessibility_problems(_text(queue)) == []
     request_id = portal.api("ben").get("/requests").json["requests"][0]["id"]
     approved = _post(sofia, f"/approvals/{request_id}", {"decision": "approve"}, "/approvals")
     assert approved.status_code == 302
-    assert "Backup security official" in _text(ben.get("/my"))
+    assert "Backup Security Official" in _text(ben.get("/my"))
     again = _post(sofia, f"/approvals/{request_id}", {"decision": "approve"}, "/approvals")
     assert again.status_code == 409
     assert "DEC-3" in _text(again)
@@ -188,7 +188,7 @@ def test_dec_3_reject_with_a_reason_then_a_second_decision_is_refused(portal: Po
     again = _post(sofia, path, {"decision": "approve"}, "/approvals")
     assert again.status_code == 409
     detail = portal.sign_in("ben").get(f"/requests/{filed.json['id']}")
-    assert "rejected" in _text(detail) and "not on staff" in _text(detail)
+    assert "Rejected" in _text(detail) and "not on staff" in _text(detail)
 
 
 def test_aud_2_the_audit_page_for_the_security_official_only(portal: Portal):
@@ -197,7 +197,7 @@ def test_aud_2_the_audit_page_for_the_security_official_only(portal: Portal):
     portal.grant("uma", "eve", "end_user", organization_id=ORG, group_id=group)
     sofia = portal.sign_in("sofia")
     _assert_accessible(sofia, f"/organizations/{ORG}/audit")
-    assert "decide:approved" in _text(sofia.get(f"/organizations/{ORG}/audit"))
+    assert "Approved a request" in _text(sofia.get(f"/organizations/{ORG}/audit"))
     refused = portal.sign_in("eve").get(f"/organizations/{ORG}/audit")
     assert refused.status_code == 403
     assert "AUD-2" in _text(refused)
@@ -216,15 +216,18 @@ def test_lc_1_resign_from_my_page_and_revoke_from_the_organization_page(portal: 
         "scope_id": group,
         "organization_id": ORG,
         "return_to": "/my",
+        "confirmed": "yes",
+        "reason": "leaving",
     }
-    assert "Resign this role" in _text(eve.get("/my"))
+    assert "Resign as End User" in _text(eve.get("/my"))
     assert _post(eve, "/roles/revoke", resign, "/my").status_code == 302
     assert portal.api("eve").memberships() == set()
     sofia = portal.sign_in("sofia")
     page = f"/organizations/{ORG}"
     org_page = _text(sofia.get(page))
-    assert "Revoke ben" in org_page
-    assert "Revoke sofia" not in org_page and "Resign" in org_page  # her own row
+    assert "Revoke Ben Test" in org_page
+    # Her own row: the last Security Official cannot resign, and is told the way (LC-4).
+    assert "Revoke Sofia Test" not in org_page and "ask the EUS help desk" in org_page
     revoke_bso = {
         "username": "ben",
         "role": "backup_security_official",
@@ -232,6 +235,8 @@ def test_lc_1_resign_from_my_page_and_revoke_from_the_organization_page(portal: 
         "scope_id": ORG,
         "organization_id": "",
         "return_to": "https://evil.example/",
+        "confirmed": "yes",
+        "reason": "left the organization",
     }
     done = _post(sofia, "/roles/revoke", revoke_bso, page)
     assert done.status_code == 302
@@ -251,7 +256,7 @@ def test_lc_4_help_desk_console(portal: Portal):
     console = helpdesk.get("/help-desk", query_string={"q": "lake"})
     assert console.status_code == 200
     body = _text(console)
-    assert "Approve olga" in body
+    assert "Approve Olga Test" in body
     assert "Lakeside General" in body
     assert accessibility_problems(body) == []
     _assert_accessible(helpdesk, "/help-desk/audit")
@@ -262,7 +267,12 @@ def test_lc_4_help_desk_console(portal: Portal):
     replaced = _post(
         helpdesk,
         "/help-desk/replace-security-official",
-        {"organization_id": "123456789", "successor": "nina"},
+        {
+            "organization_id": "123456789",
+            "successor": "nina",
+            "reason": "sofia left",
+            "confirmed": "yes",
+        },
         "/help-desk",
     )
     assert replaced.status_code == 302

@@ -452,11 +452,19 @@ def test_lc_1_revocation_table(target: str, actor: str) -> None:
     assert decision.allowed is (actor in REVOKERS[target]), decision
 
 
-@pytest.mark.parametrize("target", list(TARGETS))
+@pytest.mark.parametrize("target", [t for t in TARGETS if t != "so_a"])
 def test_lc_1_anyone_may_resign_their_own_role(target: str) -> None:
     assert policy.may_revoke(
         policy.Actor(target, ACTORS.get(target, frozenset())), target, TARGETS[target]
     ).allowed
+
+
+def test_lc_4_the_last_security_official_cannot_resign() -> None:
+    """ORG-2 makes every SO the last one: the refusal names the way forward (the help desk)."""
+    decision = policy.may_revoke(policy.Actor("so_a", ACTORS["so_a"]), "so_a", TARGETS["so_a"])
+    assert not decision.allowed
+    assert decision.rule == "LC-4" and decision.kind is policy.Refusal.BY_RULE
+    assert "help desk" in decision.reason and "replace you" in decision.reason
 
 
 def test_lc_1_a_backup_cannot_revoke_another_backup() -> None:
