@@ -28,7 +28,7 @@ pytest_plugins = [
 SLOW_MODULES = {
     "bench/test_bench_servers.py": "the CI-size benchmark: its own slapd, Keycloak and realm",
     "browser/test_walkthrough.py": "headless Chromium through the whole product",
-    "deploy/test_docker_compose.py": "builds and starts the compose stack",
+    "deploy/test_compose_stack.py": "builds and starts the compose stack (also marked compose)",
     "service/test_slapd_killed_during_approvals.py": "kills and restarts its own slapd",
     "stack/test_keycloak_launcher.py": "starts Keycloaks of its own",
     "sync/test_resilience.py": "stops and restarts its own slapd and Keycloak",
