@@ -42,6 +42,7 @@ def test_e2e_so_helpdesk_uga_end_user_walkthrough(
     sofia.get_by_role("link", name="IACS approval portal").click()
     sofia.get_by_role("link", name="Register an organization as its Security Official").click()
     check_keyboard_and_labels(sofia)
+    walk.check(sofia, "organization registration form")
     sofia.get_by_label("Organization name").fill("Lakeside General Hospital")
     sofia.get_by_label("TIN/EIN or NPI").fill(TIN)
     sofia.get_by_label("Provider type").select_option("hospital")
@@ -51,6 +52,7 @@ def test_e2e_so_helpdesk_uga_end_user_walkthrough(
 
     # ORG-3: the help desk approves the registration, with JavaScript disabled.
     helpdesk = walk.person("helpdesk", javascript=False)
+    walk.check(helpdesk, "my page, signed in without JavaScript")
     approve(helpdesk, "Sofia Browser", queue_path=f"{url}/help-desk")
     sofia.goto(f"{url}/my")
     assert "Security Official" in sofia.locator("main table").first.inner_text()
@@ -77,6 +79,7 @@ def test_e2e_so_helpdesk_uga_end_user_walkthrough(
     roles = eve.locator("main table").first.inner_text()
     assert "End User" in roles and "Billing at Lakeside General Hospital" in roles, roles
     eve.screenshot(path=str(tmp_path / "end-user-roles.png"), full_page=True)
+    walk.check(eve, "my requests and roles")
     end_users = Membership(Role.END_USER, ScopeKind.USER_GROUP, "billing", ORG)
     assert directory.members_of(end_users) == {"eve"}
 
