@@ -100,7 +100,7 @@ def test_sec_the_audit_page_pages_and_filters_too(portal: Portal):
     assert portal.api("mallory").decide(filed.json["id"]).status_code == 403
     browser = portal.sign_in("sofia")
     page = browser.get(f"/organizations/{ORG}/audit").get_data(as_text=True)
-    assert "request:backup_security_official" in page and "mallory" not in page
+    assert "Filed a request: backup security official" in page and "mallory" not in page
     assert "Refused attempts (1)" in page
     refused = browser.get(f"/organizations/{ORG}/audit?outcome=denied").get_data(as_text=True)
     assert "mallory" in refused
