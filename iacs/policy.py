@@ -690,6 +690,15 @@ def may_reenable_account(actor: Actor) -> Decision:
     return deny("INACT-1", "only the help desk re-enables an account")
 
 
+def may_use_help_desk_console(actor: Actor) -> Decision:
+    """The help-desk console and its search of people and organizations: the EUS help desk's,
+    who decides Security Officials (ORG-3), replaces a departed one (LC-4) and reads the whole
+    record (AUD-2). Nobody else reaches it."""
+    if actor.is_help_desk:
+        return allow("ORG-3", "the console is the EUS help desk's")
+    return deny("ORG-3", "this console is for the EUS help desk")
+
+
 def may_onboard_in_bulk(actor: Actor) -> Decision:
     """Bulk onboarding (a CSV of organizations and their Security Officials): the help desk's,
     because each line ends in a decision only the help desk makes (ORG-3). Every line is then

@@ -33,7 +33,7 @@ from iacs.domain import (
 from iacs.service import inputs
 from iacs.service.access import AccessService
 from iacs.service.base import _directory_errors
-from iacs.service.errors import Forbidden, InvalidInput, NotFound, refusal
+from iacs.service.errors import InvalidInput, NotFound, refusal
 from iacs.service.ports import ServiceDirectory
 
 T = TypeVar("T")
@@ -387,11 +387,15 @@ class ViewService:
                 _, refused = page("denied", 0, 0)
         return AuditPage(records, total, refused, query)
 
+    def enter_help_desk_console(self, username: str) -> None:
+        """Raise the policy's refusal unless ``username`` may use the help-desk console."""
+        decision = policy.may_use_help_desk_console(self.access.actor(username))
+        if not decision.allowed:
+            raise refusal(decision)
+
     def search(self, username: str, query: str) -> SearchResult:
         """The help desk's search of people and organizations (LC-4 needs to find a successor)."""
-        actor = self.access.actor(username)
-        if not actor.is_help_desk:
-            raise Forbidden("only the help desk searches people and organizations", rule="AUD-2")
+        self.enter_help_desk_console(username)
         query = inputs.text("q", query, max_length=80)
         with _directory_errors():
             people = self.directory.find_people(query, limit=SEARCH_LIMIT)

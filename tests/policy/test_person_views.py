@@ -76,3 +76,11 @@ def test_dec_3_a_decided_request_cannot_be_withdrawn(status: RequestStatus) -> N
     decided = replace(make_request(RequestKind.END_USER), status=status)
     decision = policy.may_withdraw(policy.Actor(decided.requester), decided)
     assert not decision.allowed and decision.kind is policy.Refusal.CONFLICT
+
+
+@pytest.mark.parametrize("actor", list(ACTORS))
+def test_org_3_only_the_help_desk_reaches_the_console(actor: str) -> None:
+    """The help-desk console (its search included) is asked of the policy, for every actor."""
+    decision = policy.may_use_help_desk_console(policy.Actor(actor, ACTORS[actor]))
+    assert decision.allowed is (actor == "help_desk")
+    assert decision.rule == "ORG-3"
