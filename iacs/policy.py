@@ -558,6 +558,21 @@ def may_withdraw(actor: Actor, request: Request) -> Decision:
     return allow("DEC-1", "you may withdraw your own pending request")
 
 
+def may_view_surrogate_group(actor: Actor, sug: SurrogateGroup) -> Decision:
+    """A Surrogate User Group's page: its own members, the officials of the providers it
+    works for (they approve its UGAs, SUG-2), and the help desk; others learn nothing of it."""
+    if actor.is_help_desk:
+        return allow("AUD-2", "the help desk sees every Surrogate User Group")
+    if any(
+        m.scope_kind is ScopeKind.SURROGATE_GROUP and m.scope_id == sug.id
+        for m in actor.memberships
+    ):
+        return allow("SUG-5", "you hold a role in this Surrogate User Group")
+    if any(actor.is_officer(org) for org in sug.associated_organizations):
+        return allow("SUG-2", "it works for your organization")
+    return deny("SUG-2", "you hold no role in this Surrogate User Group nor in one it serves")
+
+
 def may_view_membership(actor: Actor, membership: Membership) -> Decision:
     """Whose roles an official sees: those within their own scope, as LC-1 and AUD-2 draw it.
 

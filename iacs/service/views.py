@@ -341,12 +341,7 @@ class ViewService:
         actor = self.access.actor(username)
         with _directory_errors():
             sug = _found(self.directory.get_surrogate_group(sug_id))
-        member = any(
-            m.scope_kind is ScopeKind.SURROGATE_GROUP and m.scope_id == sug_id
-            for m in actor.memberships
-        )
-        served = any(actor.is_officer(org) for org in sug.associated_organizations)
-        if not (member or served or actor.is_help_desk):
+        if not policy.may_view_surrogate_group(actor, sug).allowed:
             raise NotFound("no such Surrogate User Group, or you hold no role in it")
         with _directory_errors():
             return self._surrogate_view(actor, sug)
