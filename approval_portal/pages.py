@@ -36,7 +36,7 @@ from approval_portal.forms import (
     organization_reference,
 )
 from iacs.domain import RequestKind, RequestStatus, is_valid_id
-from iacs.service import AccessService, Forbidden, InvalidInput, ServiceError, inputs
+from iacs.service import AccessService, InvalidInput, ServiceError, inputs
 from iacs.service.onboarding import COLUMNS as ONBOARDING_COLUMNS
 from iacs.service.onboarding import export_roles, import_onboarding
 from iacs.service.onboarding import template as onboarding_template
@@ -652,8 +652,8 @@ def end_association(sug_id: str):
 
 
 def _require_help_desk() -> None:
-    if not _service().actor(g.username).is_help_desk:
-        raise Forbidden("this console is for the EUS help desk", rule="ORG-3")
+    """The policy decides who reaches the console (``policy.may_use_help_desk_console``)."""
+    _views().enter_help_desk_console(g.username)
 
 
 @blueprint.get("/help-desk")

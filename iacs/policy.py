@@ -558,6 +558,21 @@ def may_withdraw(actor: Actor, request: Request) -> Decision:
     return allow("DEC-1", "you may withdraw your own pending request")
 
 
+def may_view_surrogate_group(actor: Actor, sug: SurrogateGroup) -> Decision:
+    """A Surrogate User Group's page: its own members, the officials of the providers it
+    works for (they approve its UGAs, SUG-2), and the help desk; others learn nothing of it."""
+    if actor.is_help_desk:
+        return allow("AUD-2", "the help desk sees every Surrogate User Group")
+    if any(
+        m.scope_kind is ScopeKind.SURROGATE_GROUP and m.scope_id == sug.id
+        for m in actor.memberships
+    ):
+        return allow("SUG-5", "you hold a role in this Surrogate User Group")
+    if any(actor.is_officer(org) for org in sug.associated_organizations):
+        return allow("SUG-2", "it works for your organization")
+    return deny("SUG-2", "you hold no role in this Surrogate User Group nor in one it serves")
+
+
 def may_view_membership(actor: Actor, membership: Membership) -> Decision:
     """Whose roles an official sees: those within their own scope, as LC-1 and AUD-2 draw it.
 
@@ -688,6 +703,15 @@ def may_reenable_account(actor: Actor) -> Decision:
     if actor.is_help_desk:
         return allow("INACT-1", "the help desk re-enables accounts")
     return deny("INACT-1", "only the help desk re-enables an account")
+
+
+def may_use_help_desk_console(actor: Actor) -> Decision:
+    """The help-desk console and its search of people and organizations: the EUS help desk's,
+    who decides Security Officials (ORG-3), replaces a departed one (LC-4) and reads the whole
+    record (AUD-2). Nobody else reaches it."""
+    if actor.is_help_desk:
+        return allow("ORG-3", "the console is the EUS help desk's")
+    return deny("ORG-3", "this console is for the EUS help desk")
 
 
 def may_onboard_in_bulk(actor: Actor) -> Decision:

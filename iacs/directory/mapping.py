@@ -23,6 +23,8 @@ from iacs.domain import (
     AuditRecord,
     EndReason,
     EntityStatus,
+    Notice,
+    NoticeState,
     Organization,
     Person,
     ProviderType,
@@ -247,6 +249,22 @@ class Moment:
 
 
 @dataclass(frozen=True)
+class Count:
+    """A non-negative integer (0 when absent)."""
+
+    def encode(self, attribute: str, value: Any, tree: Tree | None) -> list[str]:
+        if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+            raise InvalidEntry(f"{attribute}: {value!r} is not a count")
+        return [str(value)]
+
+    def decode(self, attribute: str, attributes: Attributes, dn: str, tree: Tree | None) -> int:
+        value = first(attributes, attribute, "0")
+        if not value.isdigit():
+            raise InvalidEntry(f"{dn}: {attribute} {value!r} is not a count", dn=dn)
+        return int(value)
+
+
+@dataclass(frozen=True)
 class Postal:
     """A multi-line address as an RFC 4517 PostalAddress."""
 
@@ -433,6 +451,26 @@ AUDIT: Codec[AuditRecord] = Codec(
     },
 )
 
+NOTICE: Codec[Notice] = Codec(
+    Notice,
+    ("iacsNotice",),
+    {
+        "id": ("cn", Text(required=True)),
+        "audit_id": ("iacsAuditId", Text(required=True)),
+        "recipient": ("iacsRecipient", Text(required=True)),
+        "kind": ("iacsNoticeKind", Text(required=True)),
+        "address": ("iacsMailAddress", Text(required=True)),
+        "subject": ("iacsMailSubject", Text(required=True)),
+        "text": ("iacsMailText", Text(required=True)),
+        "html": ("iacsMailHtml", Text()),
+        "state": ("iacsNoticeState", Choice(NoticeState)),
+        "attempts": ("iacsAttempts", Count()),
+        "next_attempt_at": ("iacsNextAttemptAt", Moment(optional=True)),
+        "sent_at": ("iacsSentAt", Moment(optional=True)),
+        "detail": ("iacsDetail", Text()),
+    },
+)
+
 PERSON_MAP = PERSON.attribute_map
 ORGANIZATION_MAP = ORGANIZATION.attribute_map
 USER_GROUP_MAP = USER_GROUP.attribute_map
@@ -445,6 +483,7 @@ USER_GROUP_ATTRIBUTES = USER_GROUP.attributes
 SURROGATE_GROUP_ATTRIBUTES = SURROGATE_GROUP.attributes
 REQUEST_ATTRIBUTES = REQUEST.attributes
 AUDIT_ATTRIBUTES = AUDIT.attributes
+NOTICE_ATTRIBUTES = NOTICE.attributes
 
 
 # -- the entry points the repositories call ------------------------------------------------

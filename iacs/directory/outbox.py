@@ -9,6 +9,7 @@ that the mail went out. ``cn=cursor`` keeps how far the audit record has been re
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import datetime
 
 import ldap3
@@ -18,6 +19,8 @@ from iacs.directory.connection import ENTRY_ALREADY_EXISTS, NO_SUCH_ATTRIBUTE, C
 from iacs.directory.dn import Tree, escape_value
 from iacs.directory.mapping import (
     AUDIT_ATTRIBUTES,
+    NOTICE,
+    NOTICE_ATTRIBUTES,
     audit_from,
     first,
     from_generalized_time,
@@ -25,41 +28,7 @@ from iacs.directory.mapping import (
 )
 from iacs.domain import AuditRecord, Notice, NoticeState
 
-NOTICE_ATTRIBUTES = (
-    "cn",
-    "iacsAuditId",
-    "iacsRecipient",
-    "iacsNoticeKind",
-    "iacsNoticeState",
-    "iacsAttempts",
-    "iacsNextAttemptAt",
-    "iacsMailAddress",
-    "iacsMailSubject",
-    "iacsMailText",
-    "iacsMailHtml",
-    "iacsSentAt",
-    "iacsDetail",
-)
 CURSOR_RDN = "cn=cursor"
-
-
-def _notice_from(attributes: dict[str, list[str]]) -> Notice:
-    sent = first(attributes, "iacsSentAt")
-    return Notice(
-        id=first(attributes, "cn"),
-        audit_id=first(attributes, "iacsAuditId"),
-        recipient=first(attributes, "iacsRecipient"),
-        kind=first(attributes, "iacsNoticeKind"),
-        address=first(attributes, "iacsMailAddress"),
-        subject=first(attributes, "iacsMailSubject"),
-        text=first(attributes, "iacsMailText"),
-        html=first(attributes, "iacsMailHtml"),
-        state=NoticeState(first(attributes, "iacsNoticeState", "pending").lower()),
-        attempts=int(first(attributes, "iacsAttempts", "0")),
-        next_attempt_at=from_generalized_time(first(attributes, "iacsNextAttemptAt")),
-        sent_at=from_generalized_time(sent) if sent else None,
-        detail=first(attributes, "iacsDetail"),
-    )
 
 
 class OutboxStore:
@@ -77,27 +46,22 @@ class OutboxStore:
 
     def add_notice(self, notice: Notice, at: datetime) -> bool:
         """Owe ``notice`` (due at ``at``); False when a notice with its id is already owed."""
-        entry = {
-            "objectClass": ["iacsNotice"],
-            "cn": [notice.id],
-            "iacsAuditId": [notice.audit_id],
-            "iacsRecipient": [notice.recipient],
-            "iacsNoticeKind": [notice.kind],
-            "iacsNoticeState": [NoticeState.PENDING.value],
-            "iacsAttempts": ["0"],
-            "iacsNextAttemptAt": [to_generalized_time(at)],
-            "iacsMailAddress": [notice.address],
-            "iacsMailSubject": [notice.subject],
-            "iacsMailText": [notice.text],
-        }
-        if notice.html:
-            entry["iacsMailHtml"] = [notice.html]
+        entry = NOTICE.encode(
+            replace(
+                notice,
+                state=NoticeState.PENDING,
+                attempts=0,
+                next_attempt_at=at,
+                sent_at=None,
+                detail="",
+            )
+        )
         code = self._pool.add(self._notice_dn(notice.id), entry, allow=(ENTRY_ALREADY_EXISTS,))
         return code != ENTRY_ALREADY_EXISTS
 
     def get_notice(self, notice_id: str) -> Notice | None:
         found = self._pool.read(self._notice_dn(notice_id), NOTICE_ATTRIBUTES)
-        return _notice_from(found) if found else None
+        return NOTICE.decode(found) if found else None
 
     def find_notices(
         self,
@@ -122,7 +86,7 @@ class OutboxStore:
             attributes=NOTICE_ATTRIBUTES,
             size_limit=limit,
         )
-        notices = [_notice_from(attributes) for _, attributes in found]
+        notices = [NOTICE.decode(attributes) for _, attributes in found]
         return sorted(notices, key=lambda n: (n.next_attempt_at or datetime.min, n.id))
 
     def audit_ids_with_notices(self, audit_ids: list[str]) -> set[str]:

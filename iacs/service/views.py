@@ -33,7 +33,7 @@ from iacs.domain import (
 from iacs.service import inputs
 from iacs.service.access import AccessService
 from iacs.service.base import _directory_errors
-from iacs.service.errors import Forbidden, InvalidInput, NotFound, refusal
+from iacs.service.errors import InvalidInput, NotFound, refusal
 from iacs.service.ports import ServiceDirectory
 
 T = TypeVar("T")
@@ -341,12 +341,7 @@ class ViewService:
         actor = self.access.actor(username)
         with _directory_errors():
             sug = _found(self.directory.get_surrogate_group(sug_id))
-        member = any(
-            m.scope_kind is ScopeKind.SURROGATE_GROUP and m.scope_id == sug_id
-            for m in actor.memberships
-        )
-        served = any(actor.is_officer(org) for org in sug.associated_organizations)
-        if not (member or served or actor.is_help_desk):
+        if not policy.may_view_surrogate_group(actor, sug).allowed:
             raise NotFound("no such Surrogate User Group, or you hold no role in it")
         with _directory_errors():
             return self._surrogate_view(actor, sug)
@@ -387,11 +382,15 @@ class ViewService:
                 _, refused = page("denied", 0, 0)
         return AuditPage(records, total, refused, query)
 
+    def enter_help_desk_console(self, username: str) -> None:
+        """Raise the policy's refusal unless ``username`` may use the help-desk console."""
+        decision = policy.may_use_help_desk_console(self.access.actor(username))
+        if not decision.allowed:
+            raise refusal(decision)
+
     def search(self, username: str, query: str) -> SearchResult:
         """The help desk's search of people and organizations (LC-4 needs to find a successor)."""
-        actor = self.access.actor(username)
-        if not actor.is_help_desk:
-            raise Forbidden("only the help desk searches people and organizations", rule="AUD-2")
+        self.enter_help_desk_console(username)
         query = inputs.text("q", query, max_length=80)
         with _directory_errors():
             people = self.directory.find_people(query, limit=SEARCH_LIMIT)

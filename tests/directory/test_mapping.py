@@ -11,6 +11,7 @@ from iacs.directory.dn import Tree
 from iacs.directory.errors import InvalidEntry
 from iacs.directory.mapping import (
     AUDIT,
+    NOTICE,
     ORGANIZATION,
     PERSON,
     REQUEST,
@@ -22,6 +23,8 @@ from iacs.domain import (
     AuditRecord,
     EndReason,
     EntityStatus,
+    Notice,
+    NoticeState,
     Organization,
     Person,
     ProviderType,
@@ -79,6 +82,24 @@ FULL = [
         AUDIT,
         AuditRecord(id="a1", at=NOW, actor="bob", action="approve", outcome="ok", request_id="r1"),
     ),
+    (
+        NOTICE,
+        Notice(
+            id="n1",
+            audit_id="a1",
+            recipient="ann",
+            kind="decided",
+            address="ann@example.org",
+            subject="Approved: Backup Security Official",
+            text="Your request was approved.",
+            html="<p>Your request was approved.</p>",
+            state=NoticeState.SENT,
+            attempts=2,
+            next_attempt_at=NOW,
+            sent_at=NOW,
+            detail="421 try later",
+        ),
+    ),
 ]
 
 
@@ -132,6 +153,14 @@ def test_a_person_gets_the_names_keycloak_maps() -> None:
 def test_a_value_that_cannot_be_written_is_refused(write) -> None:
     with pytest.raises(InvalidEntry):
         write()
+
+
+def test_a_count_must_be_a_non_negative_integer() -> None:
+    notice = FULL[-1][1]
+    with pytest.raises(InvalidEntry):
+        NOTICE.encode(dataclasses.replace(notice, attempts=-1))
+    with pytest.raises(InvalidEntry, match="cn=n"):
+        NOTICE.decode({**_as_read(NOTICE.encode(notice)), "iacsattempts": ["x"]}, "cn=n")
 
 
 def test_a_bad_value_read_names_its_entry() -> None:

@@ -16,6 +16,7 @@ from tests.policy.test_policy_table import (
     GROUP_A2,
     ORG_A,
     SUG,
+    SUG_ACTIVE,
     make_request,
 )
 
@@ -76,3 +77,24 @@ def test_dec_3_a_decided_request_cannot_be_withdrawn(status: RequestStatus) -> N
     decided = replace(make_request(RequestKind.END_USER), status=status)
     decision = policy.may_withdraw(policy.Actor(decided.requester), decided)
     assert not decision.allowed and decision.kind is policy.Refusal.CONFLICT
+
+
+@pytest.mark.parametrize("actor", list(ACTORS))
+def test_org_3_only_the_help_desk_reaches_the_console(actor: str) -> None:
+    """The help-desk console (its search included) is asked of the policy, for every actor."""
+    decision = policy.may_use_help_desk_console(policy.Actor(actor, ACTORS[actor]))
+    assert decision.allowed is (actor == "help_desk")
+    assert decision.rule == "ORG-3"
+
+
+SUG_VIEWERS = {"help_desk", "so_a", "bso_a", "sug_uga", "sug_eu"}
+
+
+@pytest.mark.parametrize("actor", list(ACTORS))
+def test_sug_2_a_surrogate_group_is_seen_by_its_members_the_providers_it_serves_and_the_help_desk(
+    actor: str,
+) -> None:
+    """Officials of an organization it does not serve (ORG B), and the provider's UGAs and End
+    Users, learn nothing of it."""
+    decision = policy.may_view_surrogate_group(policy.Actor(actor, ACTORS[actor]), SUG_ACTIVE)
+    assert decision.allowed is (actor in SUG_VIEWERS), decision.reason
