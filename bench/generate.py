@@ -422,7 +422,11 @@ class Community:
         self, holders: dict[Membership, list[str]], rng: random.Random
     ) -> Iterator[Entry]:
         """The approved request behind every membership but the help desk (operator bootstrap)."""
-        epoch = datetime(2025, 1, 1, tzinfo=UTC)
+        # Within the last year (LC-3: the worker's schedule lapses a role not recertified for a
+        # year, and would lapse a community made of older approvals at its first run); from the
+        # start of today, so one day's runs write the same directory.
+        today = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+        epoch = today - timedelta(days=330)
         first_admin: dict[str, str] = {}
         desk = self.help_desk()[0] if self.help_desk() else ""
         for membership, names in holders.items():
