@@ -26,7 +26,7 @@ from typing import Any, TypeVar
 
 from iacs.service.errors import NotFound, Unavailable
 from iacs.service.ports import Account
-from iacs.settings import KeycloakSettings
+from iacs.settings import KeycloakSettings, MissingSecret
 
 from .gateway import KeycloakGateway, KeycloakUnavailable
 
@@ -47,9 +47,17 @@ class KeycloakAccounts:
         self._lock = threading.Lock()
 
     def _admin(self) -> KeycloakGateway:
+        """The sync client's gateway, made on first use; a process not given that client's
+        secret (the portal's container in compose) gets a clear refusal, never a crash."""
         with self._lock:
             if self._gateway is None:
-                self._gateway = KeycloakGateway.from_settings(self._settings, workers=1)
+                try:
+                    self._gateway = KeycloakGateway.from_settings(self._settings, workers=1)
+                except MissingSecret as exc:
+                    raise Unavailable(
+                        f"accounts cannot be changed from this process: {exc} (run `iacs "
+                        "accounts` where the sync worker runs)"
+                    ) from None
             return self._gateway
 
     def sign_ins_recorded_since(self) -> datetime | None:
