@@ -29,12 +29,12 @@ import subprocess
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
-from types import TracebackType
 
 from iacs.stack.process import (
     ManagedProcess,
     MissingPrerequisite,
     ServerStartError,
+    StopsOnExit,
     free_port,
     tail,
 )
@@ -71,7 +71,7 @@ def _identifier(value: str) -> str:
 
 
 @dataclass
-class PostgresInstance:
+class PostgresInstance(StopsOnExit):
     """A running PostgreSQL started by ``start_postgres``; stop it with ``stop()`` or ``with``."""
 
     port: int
@@ -110,17 +110,6 @@ class PostgresInstance:
         self.process.stop()
         if self.owned_data_dir:
             shutil.rmtree(self.data_dir, ignore_errors=True)
-
-    def __enter__(self) -> PostgresInstance:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        self.stop()
 
 
 def _psql(bindir: Path, port: int, user: str, password: str, database: str, sql: str) -> str:

@@ -15,6 +15,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Self
 
 
 class ServerStartError(RuntimeError):
@@ -124,3 +125,17 @@ def port_open(host: str, port: int, timeout: float = 0.5) -> bool:
             return True
     except OSError:
         return False
+
+
+class StopsOnExit:
+    """``with server:`` stops it at the end: the one ``__enter__``/``__exit__`` of every
+    launcher's instance (each defines ``stop``, safe to call twice)."""
+
+    def stop(self) -> None:
+        raise NotImplementedError
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stop()

@@ -25,12 +25,12 @@ import shutil
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from types import TracebackType
 
 from iacs.stack.process import (
     ManagedProcess,
     MissingPrerequisite,
     ServerStartError,
+    StopsOnExit,
     free_port,
     port_open,
     tail,
@@ -171,7 +171,7 @@ def render_config(
 
 
 @dataclass
-class ProxyInstance:
+class ProxyInstance(StopsOnExit):
     """A running proxy started by ``start_proxy``; stop it with ``stop()`` or a ``with`` block."""
 
     port: int
@@ -191,17 +191,6 @@ class ProxyInstance:
     def stop(self) -> None:
         """Stop nginx (SIGTERM: fast shutdown) and wait for it; safe to call twice."""
         self.process.stop()
-
-    def __enter__(self) -> ProxyInstance:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        self.stop()
 
 
 def start_proxy(

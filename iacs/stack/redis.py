@@ -20,7 +20,6 @@ import secrets
 import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
-from types import TracebackType
 from urllib.parse import quote
 
 import redis
@@ -29,6 +28,7 @@ from iacs.stack.process import (
     ManagedProcess,
     MissingPrerequisite,
     ServerStartError,
+    StopsOnExit,
     free_port,
     tail,
 )
@@ -81,7 +81,7 @@ def generate_config(run_dir: Path, *, port: int, password: str, max_memory_mb: i
 
 
 @dataclass
-class RedisInstance:
+class RedisInstance(StopsOnExit):
     """A running Redis started by ``start_redis``; stop it with ``stop()`` or a ``with`` block."""
 
     port: int
@@ -105,17 +105,6 @@ class RedisInstance:
     def stop(self) -> None:
         """Stop Redis (SIGTERM, then SIGKILL) and wait for it; safe to call twice."""
         self.process.stop()
-
-    def __enter__(self) -> RedisInstance:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        self.stop()
 
 
 def _ready_probe(port: int, password: str) -> bool:

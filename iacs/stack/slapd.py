@@ -34,7 +34,6 @@ import threading
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from types import TracebackType
 
 import ldap3
 
@@ -56,6 +55,7 @@ from iacs.stack.process import (
     ManagedProcess,
     MissingPrerequisite,
     ServerStartError,
+    StopsOnExit,
     free_port,
     tail,
 )
@@ -202,7 +202,7 @@ def generate_config(
 
 
 @dataclass
-class SlapdInstance:
+class SlapdInstance(StopsOnExit):
     """A running slapd started by ``start_slapd``; stop it with ``stop()`` or a ``with`` block."""
 
     url: str
@@ -283,17 +283,6 @@ class SlapdInstance:
     def stop(self) -> None:
         """Stop slapd (SIGTERM, then SIGKILL) and wait for it; safe to call twice."""
         self.process.stop()
-
-    def __enter__(self) -> SlapdInstance:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        self.stop()
 
 
 def _run_tool(argv: list[str], what: str, timeout: float) -> None:

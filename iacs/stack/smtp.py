@@ -26,14 +26,13 @@ import ssl
 from dataclasses import dataclass, field
 from email.message import EmailMessage
 from pathlib import Path
-from types import TracebackType
 
 from aiosmtpd.controller import Controller
 from aiosmtpd.handlers import Mailbox
 from aiosmtpd.smtp import SMTP, AuthResult, Envelope, LoginPassword, Session
 
 from iacs.settings import MailSettings
-from iacs.stack.process import free_port, port_open
+from iacs.stack.process import StopsOnExit, free_port, port_open
 from iacs.stack.tls import TlsFiles
 
 __all__ = ["SmtpInstance", "start_smtp"]
@@ -43,7 +42,7 @@ FROM_ADDRESS = "IACS development <iacs@iacs.test>"
 
 
 @dataclass
-class SmtpInstance:
+class SmtpInstance(StopsOnExit):
     """A running aiosmtpd that writes what it receives into ``maildir``."""
 
     run_dir: Path
@@ -128,17 +127,6 @@ class SmtpInstance:
         """Remove every message (between tests)."""
         box = mailbox.Maildir(str(self.maildir), create=True)
         box.clear()
-
-    def __enter__(self) -> SmtpInstance:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        self.stop()
 
 
 def start_smtp(
